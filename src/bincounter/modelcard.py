@@ -1,0 +1,112 @@
+"""The ``model.json`` contract: everything a server needs to serve a model.
+
+Written by training next to ``model.onnx``; read by serving. The ONNX graph
+takes ``input`` (float32, N x 3 x S x S, preprocessed by
+``bincounter.preprocess``) and returns ``probabilities`` (N x classes), so a
+server needs no knowledge of the training head (softmax or ordinal).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bincounter.labels import CountRange
+from bincounter.preprocess import PreprocessSpec
+
+SCHEMA_VERSION = 1
+MODEL_JSON = "model.json"
+MODEL_ONNX = "model.onnx"
+MODEL_PTH = "model.pth"
+ONNX_INPUT = "input"
+ONNX_OUTPUT = "probabilities"
+
+
+class ModelCardError(ValueError):
+    """model.json is missing, unreadable or does not follow the schema."""
+
+
+@dataclass(frozen=True)
+class VerificationThresholds:
+    """Verdict on "does the bin hold the expected quantity?".
+
+    p = the model's probability of the expected count. ``match`` when
+    p >= match_at, ``mismatch`` when p <= mismatch_at, ``review`` between:
+    the uncertain middle goes to a person instead of being guessed.
+    """
+    match_at: float = 0.5
+    mismatch_at: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mismatch_at < self.match_at <= 1.0:
+            raise ValueError(f"need 0 <= mismatch_at < match_at <= 1, got {self}")
+
+    def verdict(self, p: float) -> str:
+        if p >= self.match_at:
+            return "match"
+        if p <= self.mismatch_at:
+            return "mismatch"
+        return "review"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    classes: list[int]
+    preprocess: PreprocessSpec
+    arch: str
+    verification: VerificationThresholds = field(default_factory=VerificationThresholds)
+    onnx_file: str = MODEL_ONNX
+    metrics: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+
+    @property
+    def count_range(self) -> CountRange:
+        return CountRange(min(self.classes), max(self.classes))
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "classes": list(self.classes),
+            "arch": self.arch,
+            "preprocess": self.preprocess.to_dict(),
+            "onnx": {"file": self.onnx_file, "input": ONNX_INPUT, "output": ONNX_OUTPUT},
+            "verification": asdict(self.verification),
+            "metrics": self.metrics,
+            "versions": self.versions,
+            "training": self.training,
+        }
+
+    def write(self, model_dir: str | Path) -> Path:
+        path = Path(model_dir) / MODEL_JSON
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelCard":
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise ModelCardError(f"unsupported model.json schema_version {d.get('schema_version')!r}")
+        try:
+            classes = [int(c) for c in d["classes"]]
+            if classes != list(range(classes[0], classes[0] + len(classes))):
+                raise ModelCardError(f"classes must be consecutive counts: {classes}")
+            return cls(classes=classes, preprocess=PreprocessSpec.from_dict(d["preprocess"]),
+                       arch=str(d["arch"]),
+                       verification=VerificationThresholds(**d.get("verification", {})),
+                       onnx_file=d.get("onnx", {}).get("file", MODEL_ONNX),
+                       metrics=d.get("metrics", {}), versions=d.get("versions", {}),
+                       training=d.get("training", {}))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            if isinstance(exc, ModelCardError):
+                raise
+            raise ModelCardError(f"model.json does not follow the schema: {exc!r}") from exc
+
+    @classmethod
+    def read(cls, model_dir: str | Path) -> "ModelCard":
+        path = Path(model_dir) / MODEL_JSON
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelCardError(f"cannot read {path}: {exc}") from exc
+        return cls.from_dict(doc)

@@ -1,0 +1,186 @@
+"""The training contract, resolved once into a frozen ``TrainingEnv``.
+
+Every path and setting a training run uses comes from here: the SageMaker
+variables the toolkit exports (``SM_MODEL_DIR``, ``SM_CHANNEL_<NAME>``,
+``SM_HOSTS``, ...), else the ``SAGEMAKER_BASE_DIR`` tree (``/opt/ml`` by
+default, with its ``input/config/*.json``), and the hyperparameters, which the
+toolkit passes as CLI flags (strings, typed here by argparse). Nothing else in
+the training code reads ``os.environ`` or ``/opt/ml``. Torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_BASE_DIR = "/opt/ml"
+
+
+class HyperparameterError(ValueError):
+    """A hyperparameter is unknown or has a value of the wrong type."""
+
+
+def str2bool(value: str) -> bool:
+    v = str(value).strip().lower()
+    if v in ("true", "1", "yes", "y", "on"):
+        return True
+    if v in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse would print and exit(2); we need the reason for output/failure
+    def error(self, message: str):
+        raise HyperparameterError(message)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="train.py", description="Fine-tune a bin item counter.")
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--arch", default="resnet50", help="torchvision classifier (resnet18 for small runs)")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--pretrained", type=str2bool, default=True,
+                   help="start from ImageNet weights (must be in TORCH_HOME; never downloaded)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-workers", type=int, default=None,
+                   help="DataLoader workers (default: CPUs - 1, at most 8)")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--min-count", type=int, default=1)
+    p.add_argument("--max-count", type=int, default=5)
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="carved from training when there is no validation channel")
+    p.add_argument("--test-fraction", type=float, default=0.1,
+                   help="carved from training when there is no test channel")
+    p.add_argument("--debug-hook", type=str2bool, default=None,
+                   help="smdebug hook (default: on when SageMaker passed a DebugHookConfig)")
+    p.add_argument("--log-interval", type=int, default=20, help="steps between progress lines")
+    p.add_argument("--resume", default="", help="checkpoint file to resume from")
+    return p
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    lr: float
+    batch_size: int
+    epochs: int
+    arch: str
+    image_size: int
+    pretrained: bool
+    seed: int
+    num_workers: int | None
+    momentum: float
+    weight_decay: float
+    min_count: int
+    max_count: int
+    val_fraction: float
+    test_fraction: float
+    debug_hook: bool | None
+    log_interval: int
+    resume: str
+
+    def __post_init__(self) -> None:
+        checks = [(self.lr > 0, "lr must be > 0"), (self.batch_size > 0, "batch-size must be > 0"),
+                  (self.epochs > 0, "epochs must be > 0"), (self.image_size >= 32, "image-size must be >= 32"),
+                  (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
+                   and self.val_fraction + self.test_fraction < 1, "fractions must leave data to train on")]
+        for ok, msg in checks:
+            if not ok:
+                raise HyperparameterError(msg)
+
+    @classmethod
+    def parse(cls, argv: list[str] | None) -> "Hyperparameters":
+        ns, unknown = get_args_parser().parse_known_args(argv)
+        if unknown:
+            raise HyperparameterError(f"unknown hyperparameters: {' '.join(unknown)}")
+        return cls(**vars(ns))
+
+    def to_dict(self) -> dict:
+        return {k.replace("_", "-"): v for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class TrainingEnv:
+    hp: Hyperparameters
+    base_dir: Path
+    model_dir: Path
+    output_dir: Path
+    output_data_dir: Path
+    checkpoint_dir: Path
+    channels: Mapping[str, Path]
+    hosts: tuple[str, ...]
+    current_host: str
+    num_gpus: int
+    num_cpus: int
+    debug_hook_config: Path | None
+    tensor_dir: Path
+    interactive: bool = field(default=False)
+
+    @property
+    def is_distributed(self) -> bool:
+        return len(self.hosts) > 1
+
+    @property
+    def rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @classmethod
+    def resolve(cls, argv: list[str] | None = None,
+                environ: Mapping[str, str] | None = None, interactive: bool = False) -> "TrainingEnv":
+        env = os.environ if environ is None else environ
+        base = Path(env.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR))
+        config = Path(env.get("SM_INPUT_CONFIG_DIR", base / "input" / "config"))
+        data_dir = Path(env.get("SM_INPUT_DATA_DIR", base / "input" / "data"))
+        output_dir = Path(env.get("SM_OUTPUT_DIR", base / "output"))
+        resources = _read_json(config / "resourceconfig.json")
+        hosts = tuple(json.loads(env["SM_HOSTS"])) if "SM_HOSTS" in env else tuple(
+            resources.get("hosts", ["algo-1"]))
+        hook_config = config / "debughookconfig.json"
+        return cls(
+            hp=Hyperparameters.parse(argv),
+            base_dir=base,
+            model_dir=Path(env.get("SM_MODEL_DIR", base / "model")),
+            output_dir=output_dir,
+            output_data_dir=Path(env.get("SM_OUTPUT_DATA_DIR", output_dir / "data")),
+            checkpoint_dir=Path(env.get("SM_CHECKPOINT_DIR", base / "checkpoints")),
+            channels=_channels(env, data_dir),
+            hosts=hosts,
+            current_host=env.get("SM_CURRENT_HOST", resources.get("current_host", hosts[0])),
+            num_gpus=int(env.get("SM_NUM_GPUS", "0")),
+            num_cpus=int(env.get("SM_NUM_CPUS", os.cpu_count() or 1)),
+            debug_hook_config=hook_config if hook_config.is_file() else None,
+            tensor_dir=output_dir / "tensors",
+            interactive=interactive,
+        )
+
+
+def failure_file(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the failure reason goes, resolvable even when the hyperparameters are not."""
+    env = os.environ if environ is None else environ
+    base = Path(env.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR))
+    return Path(env.get("SM_OUTPUT_DIR", base / "output")) / "failure"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def _channels(env: Mapping[str, str], data_dir: Path) -> dict[str, Path]:
+    """Channel name -> folder: SM_CHANNEL_<NAME> first, then input/data/<name>/."""
+    found = {k[len("SM_CHANNEL_"):].lower(): Path(v) for k, v in env.items()
+             if k.startswith("SM_CHANNEL_")}
+    if data_dir.is_dir():
+        for d in data_dir.iterdir():
+            if d.is_dir() and not d.name.endswith("-manifest"):
+                found.setdefault(d.name, d)
+    return found
