@@ -1,0 +1,94 @@
+"""train.py under the real sagemaker-training toolkit on a temporary /opt/ml tree."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import onnx
+import pytest
+
+from bincounter.modelcard import ModelCard
+from bincounter.training.metriclog import METRIC_DEFINITIONS
+from conftest import make_opt_ml, run_toolkit_train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, synthetic_bins):
+    base = make_opt_ml(tmp_path_factory.mktemp("opt_ml"), {"training": synthetic_bins})
+    proc = run_toolkit_train(base)
+    return base, proc
+
+
+def test_toolkit_train_exits_zero_and_reports_success(finished_run):
+    base, proc = finished_run
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (base / "output" / "success").exists()
+    assert not (base / "output" / "failure").exists()
+
+
+def test_model_dir_holds_the_three_files_that_describe_each_other(finished_run):
+    base, _ = finished_run
+    model_dir = base / "model"
+    assert {"model.pth", "model.onnx", "model.json"} <= {p.name for p in model_dir.iterdir()}
+    card = ModelCard.read(model_dir)
+    assert card.classes == [1, 2, 3, 4, 5]
+    assert card.preprocess.image_size == 64 and card.arch == "resnet18"
+    assert card.versions["torch"] == "2.14.1"
+    assert card.training["onnx_parity_max_abs_diff"] <= 1e-4
+    graph = onnx.load(str(model_dir / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["input"]
+    assert [o.name for o in graph.output] == ["probabilities"]
+
+
+def test_every_documented_metric_regex_parses_the_log(finished_run):
+    _, proc = finished_run
+    log = proc.stdout + proc.stderr
+    for definition in METRIC_DEFINITIONS:
+        values = [float(m) for m in re.findall(definition["Regex"], log)]
+        assert values, f"{definition['Name']} not found in the training log"
+    val_acc = [float(v) for v in re.findall(METRIC_DEFINITIONS[3]["Regex"], log)]
+    assert len(val_acc) == 2 and all(0.0 <= v <= 1.0 for v in val_acc)  # one per epoch
+
+
+def test_evaluation_report_has_abid_table_and_figures(finished_run):
+    base, _ = finished_run
+    out = base / "output" / "data"
+    report = json.loads((out / "evaluation.json").read_text())
+    assert set(report["test"]["per_class"]) == {"1", "2", "3", "4", "5"}
+    assert sum(v["n"] for v in report["test"]["per_class"].values()) == report["test"]["n"]
+    assert "| all |" in (out / "evaluation.md").read_text()
+    for png in ("confusion_matrix.png", "training_curves.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    split = json.loads((out / "split.json").read_text())
+    assert sum(len(v) for v in split["splits"].values()) == 200
+
+
+def test_broken_channel_fails_with_a_readable_reason(tmp_path):
+    empty = tmp_path / "empty_channel"
+    (empty / "metadata").mkdir(parents=True)
+    (empty / "images").mkdir()
+    base = make_opt_ml(tmp_path / "opt_ml", {"training": empty})
+    proc = run_toolkit_train(base)
+    assert proc.returncode != 0
+    reason = (base / "output" / "failure").read_text()
+    assert reason.startswith("NoUsableDataError: no usable labelled image")
+    assert not (base / "model" / "model.onnx").exists()
+
+
+def test_bad_hyperparameter_fails_with_a_readable_reason(tmp_path, synthetic_bins):
+    base = make_opt_ml(tmp_path / "opt_ml", {"training": synthetic_bins}, {"epochs": "three"})
+    proc = run_toolkit_train(base)
+    assert proc.returncode != 0
+    reason = (base / "output" / "failure").read_text()
+    assert "HyperparameterError" in reason and "--epochs" in reason and "three" in reason
+
+
+def test_pretrained_without_weights_fails_instead_of_training_from_scratch(tmp_path, synthetic_bins):
+    base = make_opt_ml(tmp_path / "opt_ml", {"training": synthetic_bins}, {"pretrained": "true"})
+    proc = run_toolkit_train(base, extra_env={"TORCH_HOME": str(tmp_path / "no_weights")})
+    assert proc.returncode != 0
+    reason = (base / "output" / "failure").read_text()
+    assert reason.startswith("PretrainedWeightsUnavailable") and "pretrained=false" in reason
