@@ -1,0 +1,1 @@
+"""The model server: the SageMaker serving contract on ONNX Runtime (torch-free)."""

@@ -1,0 +1,130 @@
+"""The HTTP layer of the SageMaker serving contract: routes, readiness, errors, request log.
+
+Thin on purpose: parsing lives in ``codec``, the model in ``handler``, the
+status table in ``errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from importlib import resources
+from typing import Callable
+
+from flask import Flask, Response, g, request
+
+from bincounter.modelcard import ModelCard
+from bincounter.serving import codec
+from bincounter.serving.errors import (MAX_BODY_BYTES, ModelNotReady, UnsupportedContentType,
+                                       error_message, status_for)
+from bincounter.serving.handler import ModelHandler
+from bincounter.serving.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._:-]")
+
+
+class ModelState:
+    """Readiness of this worker: loading -> ready, or loading -> failed."""
+
+    def __init__(self) -> None:
+        self.handler: ModelHandler | None = None
+        self.error: str | None = None
+        self._done = threading.Event()
+
+    def start(self, load: Callable[[], ModelHandler],
+              on_failure: Callable[[BaseException], None] | None = None) -> threading.Thread:
+        """Load in a background thread so /ping answers 503 at once while a big model loads."""
+        def run() -> None:
+            try:
+                self.handler = load()
+            except BaseException as exc:  # any load failure must surface, never hang readiness
+                self.error = f"model failed to load: {exc}"
+                log.exception("model failed to load")
+                if on_failure is not None:
+                    on_failure(exc)
+            finally:
+                self._done.set()
+
+        thread = threading.Thread(target=run, name="model-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once loading has finished (loaded or failed)."""
+        return self._done.wait(timeout)
+
+    def get(self) -> ModelHandler:
+        if self.handler is None:
+            raise ModelNotReady(self.error or "model is loading")
+        return self.handler
+
+
+def load_handler(settings: ServeSettings) -> ModelHandler:
+    card = ModelCard.read(settings.model_dir)
+    return ModelHandler.load(settings.model_dir, settings.thresholds(card.verification),
+                             settings.intra_op_threads)
+
+
+def create_app(settings: ServeSettings,
+               on_load_failure: Callable[[BaseException], None] | None = None) -> Flask:
+    """The WSGI app; starts loading the model at once (call it in each worker, after fork)."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    state = ModelState()
+    app.extensions["bincounter.model"] = state
+    openapi = resources.files(__package__).joinpath("openapi.json").read_bytes()
+
+    @app.before_request
+    def _start() -> None:
+        g.t0 = time.perf_counter()
+        given = request.headers.get("X-Request-Id") or request.headers.get(
+            "X-Amzn-SageMaker-Inference-Id") or ""
+        g.request_id = _SAFE_ID.sub("", given)[:128] or uuid.uuid4().hex
+
+    @app.after_request
+    def _log(response: Response) -> Response:
+        request_id = g.get("request_id", "-")
+        response.headers["X-Request-Id"] = request_id
+        latency_ms = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
+        log.info("request id=%s %s %s content_type=%s bytes=%s status=%d latency_ms=%.1f",
+                 request_id, request.method, request.path, request.mimetype or "-",
+                 request.content_length or 0, response.status_code, latency_ms)
+        return response
+
+    @app.errorhandler(Exception)
+    def _error(exc: Exception):
+        status = status_for(exc)
+        if status >= 500 and status != 503:
+            log.exception("request id=%s failed", g.get("request_id", "-"))
+        return {"error": error_message(exc, status)}, status
+
+    @app.get("/ping")
+    def ping():
+        state.get()
+        return Response(b"", status=200)
+
+    @app.post("/invocations")
+    def invocations():
+        handler = state.get()
+        content_type = request.mimetype
+        if content_type not in codec.REQUEST_TYPES:
+            raise UnsupportedContentType(
+                f"Content-Type {content_type or '(none)'!r} is not supported; "
+                f"use one of {', '.join(codec.REQUEST_TYPES)}")
+        accept = request.accept_mimetypes if request.headers.get("Accept") else None
+        mimetype = codec.response_type(accept, content_type)
+        quantity = codec.quantity_from_attributes(request.headers.get(codec.CUSTOM_ATTRIBUTES))
+        instances, single = codec.decode_request(content_type, request.get_data(cache=False), quantity)
+        predictions = handler.handle(instances)
+        return Response(codec.encode_response(predictions, single, mimetype), mimetype=mimetype)
+
+    @app.get("/openapi.json")
+    def openapi_document():
+        return Response(openapi, mimetype="application/json")
+
+    state.start(lambda: load_handler(settings), on_load_failure)
+    return app

@@ -1,0 +1,65 @@
+"""The one exception -> HTTP status table of the serving contract.
+
+Every error leaves the server as ``{"error": "<reason>"}`` with the status
+below; anything not in the table is our bug: 500, logged with its traceback,
+and the worker keeps serving.
+"""
+
+from __future__ import annotations
+
+from werkzeug.exceptions import HTTPException
+
+from bincounter.modelcard import ModelCardError
+from bincounter.preprocess import ImageDecodeError, ImageTooLargeError
+
+# SageMaker's limit for real-time request and response bodies (PLATFORM.md §1).
+MAX_BODY_BYTES = 6_291_456
+
+
+class BadRequest(ValueError):
+    """The request is malformed: bad JSON, bad base64, a missing field, a bad value."""
+
+
+class UnsupportedContentType(ValueError):
+    """The Content-Type is not one of the accepted request types."""
+
+
+class NotAcceptable(ValueError):
+    """The Accept header names no response type this server can produce."""
+
+
+class ModelNotReady(RuntimeError):
+    """The model is still loading (or failed to load) in this worker."""
+
+
+# Order matters: the first matching class wins (ImageTooLargeError is a ValueError too).
+STATUS_TABLE: tuple[tuple[type[BaseException], int], ...] = (
+    (ImageTooLargeError, 413),
+    (ImageDecodeError, 400),
+    (BadRequest, 400),
+    (UnsupportedContentType, 415),
+    (NotAcceptable, 406),
+    (ModelNotReady, 503),
+    (ModelCardError, 503),
+)
+
+
+def status_for(exc: BaseException) -> int:
+    """HTTP status for ``exc``: the table, werkzeug's own code, else 500."""
+    for cls, status in STATUS_TABLE:
+        if isinstance(exc, cls):
+            return status
+    if isinstance(exc, HTTPException) and exc.code:
+        return exc.code
+    return 500
+
+
+def error_message(exc: BaseException, status: int) -> str:
+    """The client-facing reason; a 500 never leaks internals."""
+    if status >= 500 and status != 503:
+        return "internal server error; the request id is in the server log"
+    if status == 413 and isinstance(exc, HTTPException):
+        return f"request body is larger than {MAX_BODY_BYTES} bytes"
+    if isinstance(exc, HTTPException):
+        return exc.description or exc.name
+    return str(exc) or type(exc).__name__

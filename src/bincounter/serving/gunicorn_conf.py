@@ -1,0 +1,51 @@
+"""gunicorn's configuration for ``serve`` (``gunicorn -c python:bincounter.serving.gunicorn_conf``).
+
+A gunicorn config module is read by executing it, so the settings are
+resolved here; everything else lives in ``ServeSettings`` and ``create_app``.
+"""
+
+import os
+
+from gunicorn.arbiter import Arbiter
+
+from bincounter.serving.settings import ServeSettings
+
+_settings = ServeSettings.from_env()
+
+bind = [f"{_settings.host}:{_settings.port}"]
+workers = _settings.workers
+threads = _settings.threads
+worker_class = "gthread" if _settings.threads > 1 else "sync"
+timeout = _settings.timeout
+graceful_timeout = _settings.graceful_timeout
+# The model is loaded in each worker after fork (ONNX Runtime sessions do not survive fork).
+preload_app = False
+wsgi_app = "bincounter.serving.gunicorn_conf:application()"
+# gunicorn >= 25 opens a control socket in $HOME by default: not wanted in a container.
+control_socket_disable = True
+# One line per request comes from the app itself (with the request id).
+accesslog = None
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
+    },
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "line",
+                            "stream": "ext://sys.stderr"}},
+    "formatters": {"line": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"}},
+}
+
+
+def _halt(exc: BaseException) -> None:
+    # A worker exiting with WORKER_BOOT_ERROR makes the gunicorn master stop with
+    # "Worker failed to boot": the container fails fast instead of pinging 503 forever.
+    os._exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+def application():
+    from bincounter.serving.app import create_app
+
+    return create_app(_settings, on_load_failure=_halt)

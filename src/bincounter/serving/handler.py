@@ -1,0 +1,130 @@
+"""The model handler: load / preprocess / predict / postprocess (TorchServe's shape).
+
+Torch-free: ONNX Runtime runs ``model.onnx``; ``model.json`` (the
+``bincounter.modelcard`` contract) gives classes, preprocessing and the
+verification thresholds. Usable without any web server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bincounter.modelcard import ONNX_INPUT, ONNX_OUTPUT, ModelCard, ModelCardError, VerificationThresholds
+from bincounter.preprocess import (DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError,
+                                   preprocess_bytes)
+from bincounter.serving.errors import BadRequest
+
+log = logging.getLogger(__name__)
+# Bounds the float32 input tensor of one run (32 x 3 x 224 x 224 = 19 MB).
+MAX_RUN_BATCH = 32
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One image to count, and optionally the quantity the caller expects."""
+    image: bytes
+    expected_quantity: int | None = None
+
+
+class ModelHandler:
+    def __init__(self, card: ModelCard, session, thresholds: VerificationThresholds,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.card = card
+        self.session = session
+        self.thresholds = thresholds
+        self.max_pixels = max_pixels
+        self.classes = list(card.classes)
+        # One inference at a time per worker: with gthread workers the other
+        # threads keep decoding and answering /ping instead of oversubscribing cores.
+        self._run_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: str | Path, thresholds: VerificationThresholds | None = None,
+             intra_op_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS) -> "ModelHandler":
+        """Read model.json, open model.onnx, check its signature and run one warm-up batch."""
+        import onnxruntime as ort
+
+        model_dir = Path(model_dir)
+        card = ModelCard.read(model_dir)
+        onnx_path = model_dir / card.onnx_file
+        if not onnx_path.is_file():
+            raise ModelCardError(f"model.json names {card.onnx_file}, which is not in {model_dir}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(onnx_path), sess_options=opts,
+                                           providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise ModelCardError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
+        inputs = [i.name for i in session.get_inputs()]
+        outputs = [o.name for o in session.get_outputs()]
+        if inputs != [ONNX_INPUT] or ONNX_OUTPUT not in outputs:
+            raise ModelCardError(f"{onnx_path} has inputs {inputs} and outputs {outputs}; "
+                                 f"the contract is input {ONNX_INPUT!r}, output {ONNX_OUTPUT!r}")
+        handler = cls(card, session, thresholds or card.verification, max_pixels)
+        size = card.preprocess.image_size
+        probs = handler.predict(np.zeros((1, 3, size, size), np.float32))
+        if probs.shape != (1, len(handler.classes)):
+            raise ModelCardError(f"{onnx_path} returns shape {probs.shape[1:]} per image but "
+                                 f"model.json lists {len(handler.classes)} classes")
+        log.info("loaded %s (%s, %d px, classes %s, thresholds %s)", onnx_path, card.arch, size,
+                 handler.classes, handler.thresholds)
+        return handler
+
+    def check(self, instances: list[Instance]) -> None:
+        """Reject bad expected quantities before any image is decoded."""
+        for i, inst in enumerate(instances):
+            q = inst.expected_quantity
+            if q is not None and q not in self.classes:
+                raise BadRequest(f"instance {i}: expected_quantity {q} is outside the counts this "
+                                 f"model knows ({self.classes[0]}..{self.classes[-1]})")
+
+    def preprocess(self, instances: list[Instance]) -> np.ndarray:
+        """Image bytes -> float32 N x 3 x S x S, through the same function training used."""
+        spec, arrays = self.card.preprocess, []
+        for i, inst in enumerate(instances):
+            try:
+                arrays.append(preprocess_bytes(inst.image, spec, self.max_pixels))
+            except (ImageDecodeError, ImageTooLargeError) as exc:
+                if len(instances) == 1:
+                    raise
+                raise type(exc)(f"instance {i}: {exc}") from exc
+        return np.stack(arrays)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """N x 3 x S x S -> N x classes probabilities."""
+        parts = []
+        for start in range(0, len(batch), MAX_RUN_BATCH):
+            with self._run_lock:
+                parts.append(self.session.run([ONNX_OUTPUT],
+                                              {ONNX_INPUT: batch[start:start + MAX_RUN_BATCH]})[0])
+        return np.concatenate(parts)
+
+    def postprocess(self, probs: np.ndarray, instances: list[Instance]) -> list[dict]:
+        counts = np.asarray(self.classes, np.float64)
+        out = []
+        for p, inst in zip(probs.astype(np.float64), instances):
+            best = int(p.argmax())
+            pred = {"count": self.classes[best],
+                    "probabilities": {str(c): float(v) for c, v in zip(self.classes, p)},
+                    "expected_count": float(p @ counts),
+                    "confidence": float(p[best])}
+            if inst.expected_quantity is not None:
+                match = float(p[self.classes.index(inst.expected_quantity)])
+                pred["verification"] = {"expected_quantity": inst.expected_quantity,
+                                        "match_probability": match,
+                                        "verdict": self.thresholds.verdict(match)}
+            out.append(pred)
+        return out
+
+    def handle(self, instances: list[Instance]) -> list[dict]:
+        self.check(instances)
+        return self.postprocess(self.predict(self.preprocess(instances)), instances)
