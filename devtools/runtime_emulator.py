@@ -1,0 +1,170 @@
+"""Local SageMaker Runtime: ``POST /endpoints/{name}/invocations`` forwarded to a model server.
+
+Dev tooling, not product. boto3's ``sagemaker-runtime`` client reaches it with
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:PORT`` (signatures are
+not checked). Replies follow botocore's sagemaker-runtime model (REST-JSON,
+error code in the ``X-Amzn-ErrorType`` header):
+
+- success: the model server's body and Content-Type, ``x-Amzn-Invoked-Production-Variant``;
+- unknown endpoint: 400 ``ValidationError``;
+- model server answered non-2xx, or not at all: 424 ``ModelError`` with
+  ``OriginalStatusCode`` / ``OriginalMessage``;
+- throttled (``--throttle NAME`` or ``RuntimeEmulator.throttle``): 429 ``ThrottlingException``.
+
+    python -m devtools.runtime_emulator --port 0 --endpoint bincounter=http://127.0.0.1:8080
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 6_291_456
+ACCOUNT = "000000000000"
+PASSED_HEADERS = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes")
+_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
+
+
+class RuntimeEmulator(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, endpoints: dict[str, str], host: str = "127.0.0.1", port: int = 0,
+                 variant: str = "AllTraffic", region: str = "us-east-1", model_timeout: float = 60.0):
+        self.endpoints = {name: url.rstrip("/") for name, url in endpoints.items()}
+        self.variant, self.region, self.model_timeout = variant, region, model_timeout
+        self._throttled: dict[str, int] = {}
+        self._lock = threading.Lock()
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server_address[0]}:{self.server_address[1]}"
+
+    def throttle(self, endpoint: str, times: int = 1) -> None:
+        """Answer the next ``times`` calls to ``endpoint`` with ThrottlingException (-1: always)."""
+        with self._lock:
+            self._throttled[endpoint] = times
+
+    def take_throttle(self, endpoint: str) -> bool:
+        with self._lock:
+            left = self._throttled.get(endpoint, 0)
+            if left > 0:
+                self._throttled[endpoint] = left - 1
+            return left != 0
+
+    def start(self) -> "RuntimeEmulator":
+        threading.Thread(target=self.serve_forever, name="runtime-emulator", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: RuntimeEmulator
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # route http.server's access log through logging
+        log.debug("%s %s", self.address_string(), fmt % args)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in {"x-amzn-RequestId": str(uuid.uuid4()), **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, code: str, doc: dict) -> None:
+        self._send(status, json.dumps(doc).encode(),
+                   {"Content-Type": "application/json", "X-Amzn-ErrorType": code})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        match = _PATH.match(self.path.split("?")[0])
+        if not match:
+            return self._error(404, "UnknownOperationException", {"message": f"no operation at {self.path}"})
+        name = urllib.request.unquote(match.group(1))
+        srv = self.server
+        if name not in srv.endpoints:
+            return self._error(400, "ValidationError", {
+                "message": f"Endpoint {name} of account {ACCOUNT} not found."})
+        if srv.take_throttle(name):
+            return self._error(429, "ThrottlingException", {"message": "Rate exceeded"})
+        if len(body) > MAX_BODY:
+            return self._error(400, "ValidationError", {
+                "message": f"Request body of {len(body)} bytes exceeds the limit of {MAX_BODY}."})
+        self._forward(name, body)
+
+    def _forward(self, name: str, body: bytes) -> None:
+        srv = self.server
+        headers = {h: self.headers[h] for h in PASSED_HEADERS if self.headers.get(h) is not None}
+        request = urllib.request.Request(srv.endpoints[name] + "/invocations", data=body,
+                                         headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=srv.model_timeout) as reply:
+                data = reply.read()
+                out = {"Content-Type": reply.headers.get("Content-Type", "application/octet-stream"),
+                       "x-Amzn-Invoked-Production-Variant": srv.variant}
+                custom = reply.headers.get("X-Amzn-SageMaker-Custom-Attributes")
+                if custom:
+                    out["X-Amzn-SageMaker-Custom-Attributes"] = custom
+                return self._send(200, data, out)
+        except urllib.error.HTTPError as exc:
+            status, message = exc.code, exc.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError) as exc:
+            # what SageMaker reports when the container does not answer in time
+            status, message = 0, f"Your invocation failed while waiting for a response from container primary: {exc}"
+        kind = "client" if 400 <= status < 500 else "server"
+        self._error(424, "ModelError", {
+            "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
+            "Message": f'Received {kind} error ({status}) from primary with message "{message}". '
+                       f"See /aws/sagemaker/Endpoints/{name} in account {ACCOUNT} for more information.",
+            "OriginalMessage": message, "OriginalStatusCode": status,
+            "LogStreamArn": f"arn:aws:logs:{srv.region}:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{name}"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0: any free port (printed on start)")
+    p.add_argument("--endpoint", action="append", required=True, metavar="NAME=URL",
+                   help="an endpoint name and its model server's base URL (repeatable)")
+    p.add_argument("--throttle", action="append", default=[], metavar="NAME",
+                   help="answer every call to this endpoint with ThrottlingException")
+    p.add_argument("--model-timeout", type=float, default=60.0)
+    a = p.parse_args(argv)
+    endpoints = {}
+    for spec in a.endpoint:
+        name, sep, url = spec.partition("=")
+        if not sep or not name or not url.startswith("http"):
+            p.error(f"--endpoint wants NAME=http://host:port, got {spec!r}")
+        endpoints[name] = url
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    server = RuntimeEmulator(endpoints, a.host, a.port, model_timeout=a.model_timeout)
+    for name in a.throttle:
+        server.throttle(name, -1)
+    print(f"runtime emulator listening on {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Fixtures for the Lambda front door: a real ``serve`` on loopback, the runtime
+emulator in front of it, real boto3 clients."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from lambda_helpers import ENDPOINT, FAKE_AWS, SERVE, client, handler, start_serve, stop_process
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch):
+    """Fake credentials, no real AWS config, and no client left over from another test."""
+    for key in list(os.environ):
+        if key.startswith("AWS_") or key in ("ENDPOINT_NAME", "S3_ALLOWED_PREFIX", "CORS_ALLOW_ORIGIN"):
+            monkeypatch.delenv(key)
+    for key, value in FAKE_AWS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    handler._clients.clear()
+    yield
+    handler._clients.clear()
+
+
+@pytest.fixture(scope="session")
+def bin_images(synthetic_bins) -> dict[int, bytes]:
+    """One synthetic JPEG per count 1..5 (bytes), keyed by its true count."""
+    found: dict[int, bytes] = {}
+    for meta in sorted((synthetic_bins / "metadata").glob("*.json")):
+        count = json.loads(meta.read_text())["EXPECTED_QUANTITY"]
+        found.setdefault(count, (synthetic_bins / "images" / f"{meta.stem}.jpg").read_bytes())
+    return found
+
+
+@pytest.fixture(scope="session")
+def model_server(trained_model):
+    """The real ``serve`` (gunicorn + Flask, 1 worker) on a free loopback port."""
+    if not Path(SERVE).exists():
+        pytest.skip(f"{SERVE} not installed (the serving package provides it)")
+    proc, url = start_serve(trained_model)
+    yield url
+    stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def runtime_emulator(model_server):
+    """The local SageMaker Runtime with endpoint ``bincounter`` in front of the real server."""
+    from devtools.runtime_emulator import RuntimeEmulator
+
+    emulator = RuntimeEmulator({ENDPOINT: model_server}).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def settings():
+    return handler.Settings(ENDPOINT, max_attempts=1, read_timeout=30)
+
+
+@pytest.fixture
+def runtime_client(runtime_emulator, settings):
+    return client("sagemaker-runtime", runtime_emulator.url, settings)
