@@ -1,0 +1,1 @@
+"""orchestrate: bincounter's AWS control plane (``python -m orchestrate --help``)."""

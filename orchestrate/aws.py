@@ -1,0 +1,86 @@
+"""The one place orchestrate makes boto3 sessions and clients.
+
+Commands receive clients from here (or from a test) as arguments. Retries are
+botocore's (standard mode); endpoints come from botocore's own
+``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` settings, so pointing
+orchestrate at an emulator is configuration, not code.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config as BotoConfig
+
+MANAGED_BY_KEY = "bincounter:managed-by"
+MANAGED_BY_VALUE = "orchestrate"
+STACK_KEY = "bincounter:stack"
+# IAM roles orchestrate creates live under this path, so teardown lists only these.
+ROLE_PATH = "/bincounter/"
+
+RETRIES = BotoConfig(retries={"max_attempts": 10, "mode": "standard"})
+# The public ABID bucket allows anonymous reads only; signing would need credentials.
+UNSIGNED_CONFIG = BotoConfig(signature_version=UNSIGNED, retries={"max_attempts": 10, "mode": "standard"},
+                             max_pool_connections=32)
+
+
+def tags(stack: str) -> list[dict[str, str]]:
+    """The tags on everything orchestrate creates; teardown deletes exactly these."""
+    return [{"Key": MANAGED_BY_KEY, "Value": MANAGED_BY_VALUE}, {"Key": STACK_KEY, "Value": stack}]
+
+
+def is_ours(tag_list: list[dict[str, str]] | dict[str, str], stack: str) -> bool:
+    """True for a resource tagged by orchestrate for ``stack`` (API list or Lambda's dict form)."""
+    found = tag_list if isinstance(tag_list, dict) else {t["Key"]: t["Value"] for t in tag_list}
+    return found.get(MANAGED_BY_KEY) == MANAGED_BY_VALUE and found.get(STACK_KEY) == stack
+
+
+def session(region: str) -> boto3.Session:
+    return boto3.Session(region_name=region)
+
+
+def client(sess: boto3.Session, service: str) -> Any:
+    return sess.client(service, config=RETRIES)
+
+
+def unsigned_s3(sess: boto3.Session) -> Any:
+    return sess.client("s3", config=UNSIGNED_CONFIG)
+
+
+def utc_stamp() -> str:
+    """A sortable UTC suffix for resource names (SageMaker names allow [a-zA-Z0-9-])."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
+def account_id(sts) -> str:
+    return sts.get_caller_identity()["Account"]
+
+
+@dataclass
+class Poll:
+    """Waits for a status with one progress line; not a retry: every reply is final."""
+
+    describe: Callable[[], str]
+    done: set[str]
+    failed: set[str]
+    what: str
+    timeout: float = 1800.0
+    delay: float = 15.0
+
+    def run(self, echo: Callable[[str], None]) -> str:
+        start = time.monotonic()
+        while True:
+            status = self.describe()
+            elapsed = time.monotonic() - start
+            echo(f"\r{self.what}: {status} ({elapsed:.0f} s)")
+            if status in self.done or status in self.failed:
+                echo("\n")
+                return status
+            if elapsed > self.timeout:
+                echo("\n")
+                raise TimeoutError(f"{self.what} still {status} after {elapsed:.0f} s")
+            time.sleep(self.delay)

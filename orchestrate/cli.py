@@ -1,0 +1,220 @@
+"""``python -m orchestrate``: the command line. Turns flags + config into calls of the
+command modules, with clients made from one boto3 session (injectable for tests)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orchestrate import aws
+from orchestrate.config import Config, ConfigError, load
+
+log = logging.getLogger(__name__)
+
+
+def _echo(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def image_uri(cfg: Config, ecr, which: str) -> str:
+    """The configured image URI, or the ECR repository's URI with the configured tag."""
+    explicit = getattr(cfg.images, f"{which}_image")
+    if explicit:
+        return explicit
+    repo = getattr(cfg.images, f"{which}_repo")
+    try:
+        uri = ecr.describe_repositories(repositoryNames=[repo])["repositories"][0]["repositoryUri"]
+    except ecr.exceptions.RepositoryNotFoundException as exc:
+        raise ConfigError(f"images.{which}_image is not set and ECR has no repository {repo!r} "
+                          "(push the images first: make push)") from exc
+    return f"{uri}:{cfg.images.tag}"
+
+
+def cmd_data(a, cfg: Config, sess) -> int:
+    from orchestrate import data
+
+    d = cfg.data
+    if d.file_list:
+        ids = data.read_file_list(d.file_list)
+    elif d.per_class > 0:
+        ids = data.pick_per_class(aws.unsigned_s3(sess), d.source_bucket, d.per_class, d.workers)
+    else:
+        raise ConfigError("say which bins: data.file_list (--file-list) or data.per_class (--per-class)")
+    log.info("%d bins requested from s3://%s", len(ids), d.source_bucket)
+    channels = data.run(aws.unsigned_s3(sess), aws.client(sess, "s3"), source_bucket=d.source_bucket, ids=ids,
+                        dest=d.local_dir, bucket=cfg.require("aws", "bucket"), prefix=cfg.aws.prefix,
+                        seed=d.seed, fractions=tuple(d.fractions), workers=d.workers, skip_failed=a.skip_failed)
+    for name, uri in channels.items():
+        print(f"{name}\t{uri}")
+    return 0
+
+
+def cmd_train(a, cfg: Config, sess) -> int:
+    from orchestrate import training
+
+    image = image_uri(cfg, aws.client(sess, "ecr"), "training")
+    print(training.train(sess, cfg, training.plan(cfg, image)))
+    return 0
+
+
+def cmd_tune(a, cfg: Config, sess) -> int:
+    from orchestrate import training
+
+    image = image_uri(cfg, aws.client(sess, "ecr"), "training")
+    name = a.job or training.tune(sess, cfg, image)
+    print(name)
+    if not a.promote:
+        return 0
+    sm = aws.client(sess, "sagemaker")
+    status = aws.Poll(lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+                      ["HyperParameterTuningJobStatus"], done={"Completed"}, failed={"Failed", "Stopped"},
+                      what=f"tuning job {name}", timeout=a.wait_seconds, delay=a.poll_seconds).run(_echo)
+    if status != "Completed":
+        raise RuntimeError(f"tuning job {name} ended {status}: nothing to promote")
+    best, tuned = training.best_hyperparameters(sm, name)
+    log.info("promoting %s's hyperparameters %s", best, tuned)
+    print(training.train(sess, cfg, training.plan(cfg, image, tuned, kind="final")))
+    return 0
+
+
+def cmd_deploy(a, cfg: Config, sess) -> int:
+    from orchestrate import deploy
+
+    sm = aws.client(sess, "sagemaker")
+    model_data = a.model_data
+    if not model_data:
+        job, model_data = deploy.latest_model_data(sm, cfg.aws.stack)
+        log.info("deploying the model of %s", job)
+    image = image_uri(cfg, aws.client(sess, "ecr"), "serving")
+    done = deploy.deploy(sm, aws.client(sess, "application-autoscaling"), cfg, image, model_data,
+                         echo=_echo, poll_delay=a.poll_seconds)
+    print(json.dumps(done.__dict__, indent=1))
+    return 0
+
+
+def cmd_invoke(a, cfg: Config, sess) -> int:
+    from orchestrate import deploy
+
+    body = Path(a.image_file).read_bytes()
+    ctype, reply = deploy.invoke(aws.client(sess, "sagemaker-runtime"), cfg.deploy.endpoint_name, body,
+                                 a.content_type, a.expected_quantity)
+    print(reply.decode("utf-8", "replace"))
+    return 0
+
+
+def cmd_lambda(a, cfg: Config, sess) -> int:
+    from orchestrate import lambda_fn
+
+    result = lambda_fn.deploy_function(aws.client(sess, "lambda"), aws.client(sess, "iam"), cfg,
+                                       aws.account_id(aws.client(sess, "sts")), cfg.deploy.endpoint_name)
+    print(json.dumps(result.__dict__, indent=1))
+    return 0
+
+
+def cmd_report(a, cfg: Config, sess) -> int:
+    from orchestrate import deploy, report
+
+    sm = aws.client(sess, "sagemaker")
+    if a.tuning_job:
+        doc = report.fetch_tuning(sm, a.tuning_job)
+    else:
+        doc = report.fetch_training(sm, a.training_job or deploy.latest_model_data(sm, cfg.aws.stack)[0])
+    print(json.dumps(doc, indent=1, default=str) if a.json else report.render(doc))
+    return 0
+
+
+def cmd_teardown(a, cfg: Config, sess) -> int:
+    from orchestrate import teardown
+
+    clients = [aws.client(sess, s) for s in ("sagemaker", "lambda", "iam", "application-autoscaling")]
+    found = teardown.find(*clients, cfg.aws.stack)
+    for r in found:
+        print(f"{'would delete' if a.dry_run else 'delete'}\t{r.kind}\t{r.name}")
+    if not found:
+        print(f"nothing of stack {cfg.aws.stack!r} to delete")
+    if not a.dry_run:
+        teardown.delete(*clients, found)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="orchestrate", description="bincounter's AWS control plane.",
+                                epilog="Settings: orchestrate.toml < ORCHESTRATE_<SECTION>_<KEY> env < --set/flags.")
+    p.add_argument("--config", default=os.environ.get("ORCHESTRATE_CONFIG", "orchestrate.toml"),
+                   help="TOML config file (default: orchestrate.toml; env ORCHESTRATE_CONFIG)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting, e.g. --set train.spot=false (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("data", help="download an ABID subset, split it, upload the channels")
+    s.add_argument("--file-list", dest="data.file_list", metavar="PATH", help="Udacity file_list.json")
+    s.add_argument("--per-class", dest="data.per_class", metavar="N", help="or: this many bins of each count 1..5")
+    s.add_argument("--local-dir", dest="data.local_dir", metavar="DIR")
+    s.add_argument("--skip-failed", action="store_true", help="go on without bins whose download failed")
+
+    s = sub.add_parser("train", help="start a training job with our training image")
+    s.add_argument("--instance-type", dest="train.instance_type", metavar="TYPE")
+    s.add_argument("--instance-count", dest="train.instance_count", metavar="N")
+    s.add_argument("--spot", dest="train.spot", choices=["true", "false"], help="managed spot on/off")
+    s.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="a hyperparameter")
+
+    s = sub.add_parser("tune", help="start HPO over lr, batch-size, epochs")
+    s.add_argument("--max-jobs", dest="tune.max_jobs", metavar="N")
+    s.add_argument("--max-parallel-jobs", dest="tune.max_parallel_jobs", metavar="N")
+    s.add_argument("--promote", action="store_true", help="wait, then train the best job's hyperparameters")
+    s.add_argument("--job", help="promote this existing tuning job instead of starting one")
+    s.add_argument("--wait-seconds", type=float, default=6 * 3600)
+    s.add_argument("--poll-seconds", type=float, default=30)
+
+    s = sub.add_parser("deploy", help="model + endpoint config + endpoint from the serving image")
+    s.add_argument("--model-data", help="s3://.../model.tar.gz (default: the latest training job's)")
+    s.add_argument("--instance-type", dest="deploy.instance_type", metavar="TYPE")
+    s.add_argument("--autoscaling-max", dest="deploy.autoscaling_max", metavar="N", help="max instances (0: no autoscaling)")
+    s.add_argument("--poll-seconds", type=float, default=15)
+
+    s = sub.add_parser("invoke", help="send one image to the endpoint")
+    s.add_argument("image_file")
+    s.add_argument("--content-type", default="image/jpeg")
+    s.add_argument("--expected-quantity", type=int)
+
+    sub.add_parser("lambda", help="create or update the Lambda front door and its role")
+
+    s = sub.add_parser("report", help="status, metrics, spot saving of a training or tuning job")
+    s.add_argument("--training-job", help="default: the stack's latest completed training job")
+    s.add_argument("--tuning-job")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("teardown", help="delete what orchestrate created for this stack")
+    s.add_argument("--dry-run", action="store_true", help="only list it")
+    return p
+
+
+COMMANDS = {"data": cmd_data, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy, "invoke": cmd_invoke,
+            "lambda": cmd_lambda, "report": cmd_report, "teardown": cmd_teardown}
+
+
+def main(argv: list[str] | None = None, session=None) -> int:
+    a = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    flags = [f"{k}={v}" for k, v in vars(a).items() if "." in k and v is not None]
+    flags += [f"train.hyperparameters.{hp}" for hp in getattr(a, "hp", [])]
+    try:
+        cfg = load(a.config, overrides=a.set + flags)
+        sess = session or aws.session(cfg.aws.region)
+        return COMMANDS[a.command](a, cfg, sess)
+    except (ConfigError, LookupError, RuntimeError, OSError, ClientError, BotoCoreError) as exc:
+        print(f"orchestrate {a.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

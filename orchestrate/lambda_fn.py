@@ -1,0 +1,141 @@
+"""``orchestrate lambda``: the front-door function, its least-privilege role, an optional URL.
+
+The role's only policy is ``lambda/iam-policy.json`` (owned by the Lambda
+issue) with its ``{{Placeholder}}`` names filled in; the optional S3 statement
+is dropped unless ``lambda.s3_input_prefix`` is set.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from orchestrate.aws import ROLE_PATH, tags
+from orchestrate.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+S3_STATEMENT = "OptionalReadImagesUnderOnePrefix"
+POLICY_NAME = "bincounter-lambda-least-privilege"
+TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                 "Principal": {"Service": "lambda.amazonaws.com"}}]}
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+@dataclass(frozen=True)
+class FunctionResult:
+    name: str
+    arn: str
+    role_arn: str
+    created: bool
+    url: str | None
+
+
+def role_policy(template: str, *, region: str, account: str, endpoint: str, function: str,
+                s3_prefix: str = "") -> dict:
+    """The policy template with every placeholder filled; fails naming any left unknown."""
+    doc = json.loads(template)
+    values = {"Region": region, "AccountId": account, "EndpointNameLower": endpoint.lower(),
+              "FunctionName": function}
+    if s3_prefix:
+        m = re.fullmatch(r"s3://([^/]+)/(.*)", s3_prefix)
+        if not m:
+            raise ConfigError(f"lambda.s3_input_prefix must look like s3://bucket/prefix/, got {s3_prefix!r}")
+        values.update(S3Bucket=m.group(1), S3Prefix=m.group(2))
+    else:
+        doc["Statement"] = [s for s in doc["Statement"] if s.get("Sid") != S3_STATEMENT]
+    text = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), json.dumps(doc))
+    left = sorted(set(_PLACEHOLDER.findall(text)))
+    if left:
+        raise ConfigError(f"IAM policy template has placeholders orchestrate cannot fill: {left}")
+    return json.loads(text)
+
+
+def build_zip(source_dir: str | Path) -> bytes:
+    """The handler's .py files (not tests) at the zip's top level."""
+    files = sorted(p for p in Path(source_dir).glob("*.py") if not p.name.startswith("test_"))
+    if not files:
+        raise ConfigError(f"no .py files in {source_dir} to package for Lambda")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in files:
+            zf.write(f, f.name)
+    return buf.getvalue()
+
+
+def ensure_role(iam, cfg: Config, policy: dict) -> str:
+    """Create (or refresh the policy of) the function's role; returns its ARN."""
+    name = f"{cfg.function.function_name}-role"[:64]
+    try:
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        # The path lets teardown list only our roles; the tags decide.
+        arn = iam.create_role(RoleName=name, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(TRUST),
+                              Description="bincounter Lambda: invoke one endpoint, write own logs",
+                              Tags=tags(cfg.aws.stack))["Role"]["Arn"]
+        iam.get_waiter("role_exists").wait(RoleName=name)
+        log.info("created role %s", arn)
+    iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
+    return arn
+
+
+def deploy_function(lam, iam, cfg: Config, account: str, endpoint: str) -> FunctionResult:
+    f = cfg.function
+    template = Path(f.policy_file).read_text(encoding="utf-8")
+    policy = role_policy(template, region=cfg.aws.region, account=account, endpoint=endpoint,
+                         function=f.function_name, s3_prefix=f.s3_input_prefix)
+    role_arn = ensure_role(iam, cfg, policy)
+    code = Path(f.zip_file).read_bytes() if f.zip_file else build_zip(f.source_dir)
+    env = {"ENDPOINT_NAME": endpoint}
+    if f.s3_input_prefix:
+        env["S3_ALLOWED_PREFIX"] = f.s3_input_prefix
+    settings = dict(Role=role_arn, Handler=f.handler, Runtime=f.runtime, Timeout=f.timeout,
+                    MemorySize=f.memory_mb, Environment={"Variables": env})
+    try:
+        arn = lam.get_function(FunctionName=f.function_name)["Configuration"]["FunctionArn"]
+        created = False
+    except lam.exceptions.ResourceNotFoundException:
+        arn, created = None, True
+    if created:
+        try:
+            arn = lam.create_function(FunctionName=f.function_name, Code={"ZipFile": code},
+                                      Tags={t["Key"]: t["Value"] for t in tags(cfg.aws.stack)},
+                                      **settings)["FunctionArn"]
+        except ClientError as exc:
+            if "cannot be assumed" in str(exc):
+                # IAM is eventually consistent: a brand-new role takes seconds to reach Lambda.
+                raise RuntimeError(f"Lambda cannot assume the new role {role_arn} yet; "
+                                   "run the same command again in a few seconds") from exc
+            raise
+        lam.get_waiter("function_active_v2").wait(FunctionName=f.function_name)
+    else:
+        lam.update_function_code(FunctionName=f.function_name, ZipFile=code)
+        lam.get_waiter("function_updated_v2").wait(FunctionName=f.function_name)
+        lam.update_function_configuration(FunctionName=f.function_name, **settings)
+        lam.get_waiter("function_updated_v2").wait(FunctionName=f.function_name)
+        lam.tag_resource(Resource=arn, Tags={t["Key"]: t["Value"] for t in tags(cfg.aws.stack)})
+    log.info("%s function %s (endpoint %s)", "created" if created else "updated", f.function_name, endpoint)
+    url = function_url(lam, f.function_name, f.function_url_auth) if f.function_url_auth else None
+    return FunctionResult(f.function_name, arn, role_arn, created, url)
+
+
+def function_url(lam, name: str, auth: str) -> str:
+    if auth not in ("AWS_IAM", "NONE"):
+        raise ConfigError(f"lambda.function_url_auth must be AWS_IAM, NONE or empty, got {auth!r}")
+    try:
+        url = lam.get_function_url_config(FunctionName=name)["FunctionUrl"]
+        lam.update_function_url_config(FunctionName=name, AuthType=auth)
+    except lam.exceptions.ResourceNotFoundException:
+        url = lam.create_function_url_config(FunctionName=name, AuthType=auth)["FunctionUrl"]
+        if auth == "NONE":
+            # A public URL still needs a resource policy that lets anyone call it.
+            lam.add_permission(FunctionName=name, StatementId="public-function-url",
+                               Action="lambda:InvokeFunctionUrl", Principal="*", FunctionUrlAuthType="NONE")
+    return url

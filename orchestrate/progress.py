@@ -1,0 +1,34 @@
+"""A progress bar on a terminal, plain log lines elsewhere (CI logs, files)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """``with Progress(total, "download") as p: p.update()``"""
+
+    def __init__(self, total: int, desc: str, stream=None, every: float = 0.1) -> None:
+        self.total, self.desc, self.done = total, desc, 0
+        self.stream = stream or sys.stderr
+        self.step = max(1, int(total * every))
+        self.bar = tqdm(total=total, desc=desc, file=self.stream, unit="file") if self.stream.isatty() else None
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.done % self.step == 0 or self.done == self.total:
+            print(f"{self.desc}: {self.done}/{self.total}", file=self.stream, flush=True)
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

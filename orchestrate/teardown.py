@@ -1,0 +1,75 @@
+"""``orchestrate teardown``: delete what orchestrate created for one stack, nothing else.
+
+A resource qualifies only when it carries both tags ``bincounter:managed-by =
+orchestrate`` and ``bincounter:stack = STACK``. Training and tuning jobs stay
+(they cannot be deleted and cost nothing once finished); S3 data stays.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from orchestrate.aws import ROLE_PATH, is_ours
+from orchestrate.deploy import SCALABLE_DIMENSION
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    name: str
+
+
+def _sagemaker(sm, stack: str, op: str, key: str, name: str, arn: str) -> list[str]:
+    found = []
+    for page in sm.get_paginator(op).paginate():
+        for item in page[key]:
+            if is_ours(sm.list_tags(ResourceArn=item[arn]).get("Tags", []), stack):
+                found.append(item[name])
+    return sorted(found)
+
+
+def find(sm, lam, iam, autoscaling, stack: str) -> list[Resource]:
+    """Everything of ``stack``, in the order it must be deleted."""
+    endpoints = _sagemaker(sm, stack, "list_endpoints", "Endpoints", "EndpointName", "EndpointArn")
+    out = []
+    for page in autoscaling.get_paginator("describe_scalable_targets").paginate(ServiceNamespace="sagemaker"):
+        for t in page["ScalableTargets"]:
+            if t["ScalableDimension"] == SCALABLE_DIMENSION and t["ResourceId"].split("/")[1] in endpoints:
+                out.append(Resource("scalable-target", t["ResourceId"]))
+    out += [Resource("endpoint", n) for n in endpoints]
+    out += [Resource("endpoint-config", n) for n in _sagemaker(
+        sm, stack, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", "EndpointConfigArn")]
+    out += [Resource("model", n) for n in _sagemaker(sm, stack, "list_models", "Models", "ModelName", "ModelArn")]
+    for page in lam.get_paginator("list_functions").paginate():
+        for f in page["Functions"]:
+            if is_ours(lam.list_tags(Resource=f["FunctionArn"]).get("Tags", {}), stack):
+                out.append(Resource("lambda-function", f["FunctionName"]))
+    for page in iam.get_paginator("list_roles").paginate(PathPrefix=ROLE_PATH):
+        for r in page["Roles"]:
+            if is_ours(iam.list_role_tags(RoleName=r["RoleName"])["Tags"], stack):
+                out.append(Resource("iam-role", r["RoleName"]))
+    return out
+
+
+def delete(sm, lam, iam, autoscaling, resources: list[Resource]) -> None:
+    for r in resources:
+        if r.kind == "scalable-target":
+            # Deregistering a target also deletes its scaling policies.
+            autoscaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=r.name,
+                                                   ScalableDimension=SCALABLE_DIMENSION)
+        elif r.kind == "endpoint":
+            sm.delete_endpoint(EndpointName=r.name)
+        elif r.kind == "endpoint-config":
+            sm.delete_endpoint_config(EndpointConfigName=r.name)
+        elif r.kind == "model":
+            sm.delete_model(ModelName=r.name)
+        elif r.kind == "lambda-function":
+            lam.delete_function(FunctionName=r.name)
+        elif r.kind == "iam-role":
+            for policy in iam.list_role_policies(RoleName=r.name)["PolicyNames"]:
+                iam.delete_role_policy(RoleName=r.name, PolicyName=policy)
+            iam.delete_role(RoleName=r.name)
+        log.info("deleted %s %s", r.kind, r.name)
