@@ -22,3 +22,37 @@ lock:
 
 clean:
 	rm -rf $(VENV) demo build
+
+# Containers (README "Containers"): one wheelhouse from both locks feeds both
+# images; builds never reach a package index (--network none, classic builder).
+.PHONY: wheels images up down push
+WHEELS         := wheels
+SMT            := $(shell sed -n 's/^sagemaker_training==//p' requirements/training.lock)
+IMAGE_TAG      ?= latest
+TRAINING_IMAGE ?= bincounter-training
+SERVING_IMAGE  ?= bincounter-serving
+# The Dockerfile fetches ImageNet weights by default; here builds are offline
+# unless asked: PRETRAINED_WEIGHTS=1 lets the build (not pip) use the network.
+PRETRAINED_WEIGHTS ?= 0
+BUILD          := DOCKER_BUILDKIT=0 docker build --network $(if $(filter 1,$(PRETRAINED_WEIGHTS)),default,none) --build-arg PRETRAINED_WEIGHTS=$(PRETRAINED_WEIGHTS)
+AWS_REGION     ?= $(or $(AWS_DEFAULT_REGION),us-east-1)
+ECR             = $(or $(ECR_ACCOUNT),$(shell aws sts get-caller-identity --query Account --output text)).dkr.ecr.$(AWS_REGION).amazonaws.com
+
+wheels:
+	grep -hv -e '^#' -e '^sagemaker_training==' requirements/training.lock requirements/serving.lock | sort -u | $(PYTHON) -m pip download --quiet --no-deps -d $(WHEELS) -r /dev/stdin
+	ls $(WHEELS)/sagemaker_training-$(SMT)-*.whl >/dev/null 2>&1 || $(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS) sagemaker-training==$(SMT)
+	rm -rf $(WHEELS)/project && $(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS)/project .
+
+images:
+	$(BUILD) -f training-image/Dockerfile -t $(TRAINING_IMAGE):$(IMAGE_TAG) .
+	$(BUILD) -f serving-image/Dockerfile -t $(SERVING_IMAGE):$(IMAGE_TAG) . && docker images 'bincounter-*'
+
+up:
+	docker compose up --build --exit-code-from client
+
+down:
+	docker compose down --volumes --remove-orphans
+
+push:
+	aws ecr get-login-password --region $(AWS_REGION) | docker login --username AWS --password-stdin $(ECR)
+	for img in $(TRAINING_IMAGE) $(SERVING_IMAGE); do aws ecr describe-repositories --region $(AWS_REGION) --repository-names $$img >/dev/null 2>&1 || aws ecr create-repository --region $(AWS_REGION) --repository-name $$img >/dev/null; docker tag $$img:$(IMAGE_TAG) $(ECR)/$$img:$(IMAGE_TAG) && docker push $(ECR)/$$img:$(IMAGE_TAG) || exit 1; done
