@@ -10,7 +10,8 @@ Configuration (environment):
   S3_ALLOWED_PREFIX       e.g. s3://bucket/incoming/ ; unset: s3_uri input is refused
   CONNECT_TIMEOUT_S       default 2
   READ_TIMEOUT_S          default 20 (an endpoint answers within 60 s; API Gateway waits 29 s)
-  MAX_ATTEMPTS            default 3 (botocore standard retry mode, throttling included)
+  MAX_ATTEMPTS            default 3 tries in all (botocore standard retry mode: throttling,
+                          5xx and timeouts are retried with backoff)
   LOG_LEVEL               default INFO
 Locally the same code reaches emulators through AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME
 and AWS_ENDPOINT_URL_S3; there is no local branch here.
@@ -81,7 +82,8 @@ class Settings:
 
     def client_config(self) -> Config:
         return Config(connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
-                      retries={"mode": "standard", "max_attempts": self.max_attempts})
+                      # total_max_attempts counts the first try; botocore's max_attempts would not
+                      retries={"mode": "standard", "total_max_attempts": self.max_attempts})
 
 
 def cached_client(service: str, settings: Settings):
