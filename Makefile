@@ -32,9 +32,10 @@ build/lambda.zip: lambda/handler.py lambda/lambda_events.py
 
 # Containers (README "Containers"): one wheelhouse from both locks feeds both
 # images; builds never reach a package index (--network none, classic builder).
+# `pip wheel` (not download) so that sdist-only pins (sagemaker-training, with a
+# C extension, inotify_simple) arrive as wheels and the images need no compiler.
 .PHONY: wheels images up down push
 WHEELS         := wheels
-SMT            := $(shell sed -n 's/^sagemaker_training==//p' requirements/training.lock)
 IMAGE_TAG      ?= latest
 TRAINING_IMAGE ?= bincounter-training
 SERVING_IMAGE  ?= bincounter-serving
@@ -46,8 +47,7 @@ AWS_REGION     ?= $(or $(AWS_DEFAULT_REGION),us-east-1)
 ECR             = $(or $(ECR_ACCOUNT),$(shell aws sts get-caller-identity --query Account --output text)).dkr.ecr.$(AWS_REGION).amazonaws.com
 
 wheels:
-	grep -hv -e '^#' -e '^sagemaker_training==' requirements/training.lock requirements/serving.lock | sort -u | $(PYTHON) -m pip download --quiet --no-deps -d $(WHEELS) -r /dev/stdin
-	ls $(WHEELS)/sagemaker_training-$(SMT)-*.whl >/dev/null 2>&1 || $(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS) sagemaker-training==$(SMT)
+	$(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS) -r requirements/training.lock -r requirements/serving.lock
 	rm -rf $(WHEELS)/project && $(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS)/project .
 
 images:
