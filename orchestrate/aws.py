@@ -22,7 +22,8 @@ STACK_KEY = "bincounter:stack"
 # IAM roles orchestrate creates live under this path, so teardown lists only these.
 ROLE_PATH = "/bincounter/"
 
-RETRIES = BotoConfig(retries={"max_attempts": 10, "mode": "standard"})
+# 32 connections: data transfers run up to data.workers requests at once.
+RETRIES = BotoConfig(retries={"max_attempts": 10, "mode": "standard"}, max_pool_connections=32)
 # The public ABID bucket allows anonymous reads only; signing would need credentials.
 UNSIGNED_CONFIG = BotoConfig(signature_version=UNSIGNED, retries={"max_attempts": 10, "mode": "standard"},
                              max_pool_connections=32)

@@ -1,0 +1,138 @@
+"""A real moto server on loopback for orchestrate's tests, and the AWS env pointing at it.
+
+botocore validates every request's parameters before it is sent (on by
+default; nothing here turns it off), so a request it rejects raises
+ParamValidationError and fails the test. ``api_calls`` records every request
+that passed validation, to show which ones were made.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+ROLE_ARN = "arn:aws:iam::123456789012:role/bincounter-sagemaker"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_url, monkeypatch, tmp_path):
+    """Fresh moto state; env with fake credentials and the endpoint; a session recording calls."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).close()
+    for name in list(__import__("os").environ):
+        if name.startswith(("AWS_", "ORCHESTRATE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    # moto has no iam:SimulatePrincipalPolicy, which ModelTrainer uses to check the role.
+    monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
+    sess = boto3.Session(region_name=REGION)
+    calls: list[tuple[str, str, dict]] = []
+
+    def stash(params, context, **_):
+        context["api_params"] = dict(params)
+
+    def record(model, context, **_):
+        calls.append((model.service_model.service_name, model.name, context.get("api_params", {})))
+
+    sess.events.register("before-parameter-build.*.*", stash)
+    # 'before-call' fires after botocore's parameter validation passed, just before sending.
+    sess.events.register("before-call.*.*", record)
+    sess.api_calls = calls
+    return sess
+
+
+def ops(sess) -> list[str]:
+    return [f"{service}:{op}" for service, op, _ in sess.api_calls]
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """A Config for a test stack, with overrides as ``section.key=value`` strings."""
+    from orchestrate.config import load
+
+    def make(*overrides: str, stack: str = "t1"):
+        return load(None, env={}, overrides=[f"aws.role_arn={ROLE_ARN}", "aws.bucket=models",
+                                             "aws.prefix=exp1", f"aws.stack={stack}",
+                                             f"data.local_dir={tmp_path / 'abid'}", *overrides])
+    return make
+
+
+SOURCE_BUCKET = "aft-vbi-pds"
+
+
+@pytest.fixture(scope="session")
+def abid_objects(abid_sample) -> dict[str, bytes]:
+    """220 objects in ABID's bucket layout: real metadata JSON from the shared sample and a
+    synthetic 64 px image drawn with that bin's count (the photos stay in ../shared).
+    20 bins of each count 1..5 plus 5 empty and 5 with 6+ items (outside the task's range)."""
+    import io
+    import json
+    import random
+
+    from bincounter.synth import draw_bin
+
+    want = {**{c: 20 for c in range(1, 6)}, 0: 5, "6+": 5}
+    objects: dict[str, bytes] = {}
+    rng = random.Random(0)
+    for meta in sorted((abid_sample / "metadata").glob("*.json")):
+        count = json.loads(meta.read_text())["EXPECTED_QUANTITY"]
+        slot = "6+" if count >= 6 else count
+        if want.get(slot, 0) == 0:
+            continue
+        want[slot] -= 1
+        image, _ = draw_bin(rng, min(count, 9) or 1, 64)
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=85)
+        objects[f"metadata/{meta.stem}.json"] = meta.read_bytes()
+        objects[f"bin-images/{meta.stem}.jpg"] = buf.getvalue()
+        if not any(want.values()):
+            break
+    assert not any(want.values()), f"the shared sample lacks bins for {want}"
+    return objects
+
+
+@pytest.fixture
+def source_bucket(aws, abid_objects) -> dict[str, bytes]:
+    """The seeded stand-in for s3://aft-vbi-pds in moto (seeded by a client that is not recorded)."""
+    s3 = boto3.client("s3", region_name=REGION, config=Config(max_pool_connections=16))
+    s3.create_bucket(Bucket=SOURCE_BUCKET)
+    # Like the real public dataset bucket: anyone may list and read, unsigned.
+    s3.put_bucket_policy(Bucket=SOURCE_BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": f"arn:aws:s3:::{SOURCE_BUCKET}/*"},
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket",
+         "Resource": f"arn:aws:s3:::{SOURCE_BUCKET}"}]}))
+    # moto answers an anonymous HeadObject with 403 despite the bucket policy (GetObject is
+    # fine); a public-read ACL on each object gets HEAD through as on the real bucket.
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda kv: s3.put_object(Bucket=SOURCE_BUCKET, Key=kv[0], Body=kv[1], ACL="public-read"),
+                      abid_objects.items()))
+    s3.create_bucket(Bucket="models")
+    return abid_objects
