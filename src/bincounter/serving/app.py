@@ -16,7 +16,7 @@ from typing import Callable
 
 from flask import Flask, Response, g, request
 
-from bincounter.modelcard import ModelCard
+from bincounter.modelcard import ModelCard, ModelCardError
 from bincounter.serving import codec
 from bincounter.serving.errors import (MAX_BODY_BYTES, ModelNotReady, UnsupportedContentType,
                                        error_message, status_for)
@@ -25,6 +25,8 @@ from bincounter.serving.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._:-]")
+# Well inside SageMaker's 60 s per invocation.
+INVOCATION_LOAD_WAIT_S = 30.0
 
 
 class ModelState:
@@ -57,10 +59,22 @@ class ModelState:
         """True once loading has finished (loaded or failed)."""
         return self._done.wait(timeout)
 
-    def get(self) -> ModelHandler:
+    def get(self, wait: float = 0.0) -> ModelHandler:
+        """The handler; waits up to ``wait`` seconds for a load still in progress."""
+        if self.handler is None and wait > 0:
+            self._done.wait(wait)
         if self.handler is None:
             raise ModelNotReady(self.error or "model is loading")
         return self.handler
+
+
+def check_model_dir(settings: ServeSettings) -> None:
+    """Fail before any worker forks when model.json, the ONNX file or a threshold is wrong."""
+    card = ModelCard.read(settings.model_dir)
+    settings.thresholds(card.verification)
+    if not (settings.model_dir / card.onnx_file).is_file():
+        raise ModelCardError(f"{settings.model_dir / card.onnx_file} not found "
+                             f"(SM_MODEL_DIR={settings.model_dir})")
 
 
 def load_handler(settings: ServeSettings) -> ModelHandler:
@@ -109,7 +123,9 @@ def create_app(settings: ServeSettings,
 
     @app.post("/invocations")
     def invocations():
-        handler = state.get()
+        # Another worker's 200 on /ping can route traffic here while this worker
+        # is still loading: wait for the load rather than failing the request.
+        handler = state.get(wait=INVOCATION_LOAD_WAIT_S)
         content_type = request.mimetype
         if content_type not in codec.REQUEST_TYPES:
             raise UnsupportedContentType(

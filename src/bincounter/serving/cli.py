@@ -1,7 +1,8 @@
 """``serve``: the serving image's command (``docker run IMAGE serve``).
 
-Checks the settings and model.json, then replaces itself with gunicorn so that
-gunicorn is PID 1 in the container and drains in-flight requests on SIGTERM.
+Checks the settings, then replaces itself with gunicorn so that gunicorn is
+PID 1 in the container and drains in-flight requests on SIGTERM. Kept to the
+standard library: every import here is paid again after the exec.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import logging
 import os
 import sys
 
-from bincounter.modelcard import ModelCard, ModelCardError
 from bincounter.serving.settings import ServeSettings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -19,15 +19,6 @@ GUNICORN_CONFIG = "python:bincounter.serving.gunicorn_conf"
 
 def gunicorn_argv() -> list[str]:
     return [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG]
-
-
-def check(settings: ServeSettings) -> None:
-    """Fail before forking anything when the model directory or a setting is wrong."""
-    card = ModelCard.read(settings.model_dir)
-    settings.thresholds(card.verification)
-    if not (settings.model_dir / card.onnx_file).is_file():
-        raise ModelCardError(f"{settings.model_dir / card.onnx_file} not found "
-                             f"(SM_MODEL_DIR={settings.model_dir})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = ServeSettings.from_env()
-        check(settings)
-    except (SettingsError, ModelCardError) as exc:
+    except SettingsError as exc:
         log.error("cannot serve: %s", exc)
         return 1
     log.info("starting gunicorn: %s", settings)

@@ -5,12 +5,25 @@ resolved here; everything else lives in ``ServeSettings`` and ``create_app``.
 """
 
 import os
+import sys
 
 from gunicorn.arbiter import Arbiter
 
-from bincounter.serving.settings import ServeSettings
+# Imported once in the master so that forked workers share them and boot faster;
+# ONNX Runtime sessions themselves are created only in the workers.
+import onnxruntime  # noqa: F401
+
+from bincounter.modelcard import ModelCardError
+from bincounter.serving import app as _app
+from bincounter.serving.settings import ServeSettings, SettingsError
 
 _settings = ServeSettings.from_env()
+try:
+    _app.check_model_dir(_settings)
+except (ModelCardError, SettingsError) as _exc:
+    # gunicorn has not set up logging yet: plain stderr, and exit before forking.
+    print(f"serve: cannot serve: {_exc}", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = _settings.workers
@@ -46,6 +59,4 @@ def _halt(exc: BaseException) -> None:
 
 
 def application():
-    from bincounter.serving.app import create_app
-
-    return create_app(_settings, on_load_failure=_halt)
+    return _app.create_app(_settings, on_load_failure=_halt)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from bincounter.modelcard import VerificationThresholds
+if TYPE_CHECKING:  # the real import pulls numpy + Pillow; `serve` starts without them
+    from bincounter.modelcard import VerificationThresholds
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 
@@ -84,7 +85,7 @@ class ServeSettings:
             mismatch_at=_prob(env, "BINCOUNTER_VERIFY_MISMATCH_AT"),
         )
 
-    def thresholds(self, from_card: VerificationThresholds) -> VerificationThresholds:
+    def thresholds(self, from_card: "VerificationThresholds") -> "VerificationThresholds":
         """model.json's thresholds with any BINCOUNTER_VERIFY_* overrides applied."""
         overrides = {k: v for k, v in (("match_at", self.match_at),
                                        ("mismatch_at", self.mismatch_at)) if v is not None}

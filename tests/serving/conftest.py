@@ -1,0 +1,53 @@
+"""Fixtures for the serving tests: the app on the session's tiny model, a real
+``serve`` process, and real and synthetic JPEGs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from serving_helpers import start_serve, stop, wait_ready
+
+from bincounter.serving.app import create_app
+from bincounter.serving.settings import ServeSettings
+
+
+def loaded_app(settings: ServeSettings):
+    """``create_app`` with the model load finished (it starts in a background thread)."""
+    app = create_app(settings)
+    assert app.extensions["bincounter.model"].wait(60), "model did not finish loading in 60 s"
+    return app
+
+
+@pytest.fixture(scope="module")
+def client(trained_model):
+    return loaded_app(ServeSettings(model_dir=trained_model)).test_client()
+
+
+@pytest.fixture(scope="session")
+def bin_jpegs(synthetic_bins) -> dict[int, bytes]:
+    """One synthetic JPEG per count 1..5, keyed by its true count."""
+    found: dict[int, bytes] = {}
+    for meta in sorted((synthetic_bins / "metadata").glob("*.json")):
+        count = json.loads(meta.read_text())["EXPECTED_QUANTITY"]
+        found.setdefault(count, (synthetic_bins / "images" / f"{meta.stem}.jpg").read_bytes())
+    return found
+
+
+@pytest.fixture(scope="session")
+def real_jpegs(abid_sample) -> list[bytes]:
+    """Eight real ABID photos spread over the shared sample."""
+    paths = sorted((abid_sample / "images").glob("*.jpg"))
+    return [p.read_bytes() for p in paths[:: max(1, len(paths) // 8)][:8]]
+
+
+@pytest.fixture(scope="module")
+def live_server(trained_model, tmp_path_factory):
+    """The real ``serve`` (gunicorn + Flask) on a free loopback port: (process, url)."""
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    proc, url = start_serve(trained_model, log, MODEL_SERVER_THREADS="2")
+    try:
+        wait_ready(proc, url)
+        yield proc, url
+    finally:
+        stop(proc)

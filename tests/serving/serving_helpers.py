@@ -1,0 +1,149 @@
+"""Helpers for the serving tests: the OpenAPI check every response goes through,
+a real ``serve`` process on loopback, and generated images (good and hostile)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from openapi_schema_validator import OAS31Validator
+from PIL import Image
+
+SERVE = str(Path(sys.executable).with_name("serve"))
+OPENAPI = json.loads(resources.files("bincounter.serving").joinpath("openapi.json").read_text())
+
+
+def check_openapi(path: str, method: str, status: int, content_type: str | None, body: bytes) -> None:
+    """Fail unless the response is one the OpenAPI document describes, body included."""
+    op = OPENAPI["paths"][path][method.lower()]
+    assert str(status) in op["responses"], f"{method} {path} -> {status} is not in openapi.json"
+    content = op["responses"][str(status)].get("content")
+    if not content:
+        assert body == b"", f"{method} {path} -> {status} documents no body, got {body[:100]!r}"
+        return
+    mimetype = (content_type or "").split(";")[0].strip()
+    assert mimetype in content, f"{method} {path} -> {status} as {mimetype!r} is not in openapi.json"
+    if mimetype == "application/jsonlines":
+        docs = [json.loads(line) for line in body.decode().splitlines()]
+        schema = {"$ref": "#/components/schemas/Prediction"}
+    else:
+        docs = [json.loads(body)]
+        schema = content[mimetype]["schema"]
+    validator = OAS31Validator({**schema, "components": OPENAPI["components"]})
+    for doc in docs:
+        validator.validate(doc)
+
+
+@dataclass
+class Reply:
+    status: int
+    content_type: str | None
+    body: bytes
+    headers: dict
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def http(url: str, path: str, body: bytes | None = None, headers: dict | None = None,
+         timeout: float = 30.0) -> Reply:
+    """One real HTTP request; the reply is checked against openapi.json."""
+    req = urllib.request.Request(url + path, data=body, headers=headers or {},
+                                 method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            reply = Reply(r.status, r.headers.get("Content-Type"), r.read(), dict(r.headers))
+    except urllib.error.HTTPError as e:
+        reply = Reply(e.code, e.headers.get("Content-Type"), e.read(), dict(e.headers))
+    check_openapi(path, req.get_method(), reply.status, reply.content_type, reply.body)
+    return reply
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(model_dir: Path, log_path: Path, **env) -> tuple[subprocess.Popen, str]:
+    """``serve`` as a real process (it execs gunicorn, so its pid is gunicorn's master)."""
+    port = free_port()
+    full_env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(port),
+                "MODEL_SERVER_HOST": "127.0.0.1", "MODEL_SERVER_WORKERS": "1", **env}
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([SERVE], env=full_env, stdout=log, stderr=log)
+    log.close()
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 90.0) -> list[tuple[int, float]]:
+    """Poll /ping until 200; returns (status, seconds) of every ping answered on the way."""
+    answers, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"serve exited with {proc.returncode} before it was ready"
+        t0 = time.monotonic()
+        try:
+            reply = http(url, "/ping", timeout=5)
+        except OSError:  # not listening yet
+            time.sleep(0.05)
+            continue
+        answers.append((reply.status, time.monotonic() - t0))
+        if reply.status == 200:
+            return answers
+        time.sleep(0.05)
+    raise AssertionError(f"serve did not answer 200 on /ping within {timeout} s: {answers[-5:]}")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def encode(image: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A well-formed PNG header (valid CRC) that declares width x height, plus a tiny IDAT."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+            + chunk(b"IEND", b""))
+
+
+def jpeg_bomb(side: int = 8000) -> bytes:
+    """A real, complete JPEG of side x side pixels that compresses to a few hundred KB."""
+    return encode(Image.new("L", (side, side), 128), "JPEG", quality=10)
+
+
+def call(client, path: str, body: bytes | None = None, headers: dict | None = None) -> Reply:
+    """One request through Flask's test client; the reply is checked against openapi.json."""
+    if body is None:
+        r = client.get(path, headers=headers or {})
+    else:
+        r = client.post(path, data=body, headers=headers or {})
+    reply = Reply(r.status_code, r.headers.get("Content-Type"), r.get_data(), dict(r.headers))
+    check_openapi(path, "GET" if body is None else "POST", reply.status, reply.content_type, reply.body)
+    return reply
