@@ -2,24 +2,39 @@
 
 Synthetic bins -> a SageMaker-shaped /opt/ml tree -> the sagemaker-training
 toolkit's own ``train`` command runs training-image/code/train.py -> the
-evaluation table. Everything lands in ./demo (git-ignored).
+evaluation table -> ``serve`` on the model, the SageMaker Runtime emulator and
+the local Lambda in front of it -> three bins counted through boto3's Lambda
+client. Everything lands in ./demo (git-ignored); every process started here
+is stopped on the way out, also on error.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
+import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from bincounter.optml import build_tree
 from bincounter.synth import generate
+from devtools.lambda_emulator import spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 HYPERPARAMETERS = {"arch": "resnet18", "image-size": "64", "epochs": "4", "batch-size": "32",
                    "lr": "0.02", "pretrained": "false", "num-workers": "1", "seed": "0"}
+ENDPOINT = "bincounter-demo"
+FUNCTION = "bincounter-front-door"
+# Signing needs credentials; these never leave the machine (every endpoint URL is local).
+LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def train_with_toolkit(base: Path) -> None:
@@ -29,10 +44,79 @@ def train_with_toolkit(base: Path) -> None:
     subprocess.run([str(train)], env=env, check=True)
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _start_serve(model_dir: Path, stack: contextlib.ExitStack, timeout: float = 120.0) -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(port),
+           "MODEL_SERVER_HOST": "127.0.0.1", "MODEL_SERVER_WORKERS": "1"}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("serve"))], env=env, start_new_session=True)
+    stack.callback(_stop, proc)
+    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited with {proc.returncode} (its log is above)")
+        try:
+            with urllib.request.urlopen(url + "/ping", timeout=2):
+                return url
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"serve did not pass /ping within {timeout:.0f} s")
+
+
+def local_stack(model_dir: Path, stack: contextlib.ExitStack) -> str:
+    """serve -> runtime emulator -> local Lambda; returns the Lambda API URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(LOCAL_AWS, PYTHONPATH=str(ROOT))
+    model_url = _start_serve(model_dir, stack)
+    runtime, runtime_url = spawn([sys.executable, "-m", "devtools.runtime_emulator", "--port", "0",
+                                  "--endpoint", f"{ENDPOINT}={model_url}"], env)
+    stack.callback(_stop, runtime)
+    env.update(ENDPOINT_NAME=ENDPOINT, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=runtime_url)
+    front, lambda_url = spawn([sys.executable, "-m", "devtools.lambda_emulator", "--port", "0",
+                               "--function", f"{FUNCTION}=handler.lambda_handler"], env)
+    stack.callback(_stop, front)
+    return lambda_url
+
+
+def count_through_lambda(lambda_url: str, data: Path, n: int = 3) -> None:
+    """Send ``n`` bins (distinct true counts) through boto3's Lambda client; print count and verdict."""
+    import boto3
+
+    client = boto3.client("lambda", endpoint_url=lambda_url, region_name=LOCAL_AWS["AWS_DEFAULT_REGION"],
+                          aws_access_key_id="local", aws_secret_access_key="local")
+    picked: dict[int, Path] = {}
+    for meta in sorted((data / "metadata").glob("*.json")):
+        picked.setdefault(json.loads(meta.read_text())["EXPECTED_QUANTITY"], meta)
+    for count in sorted(picked)[::2][:n]:
+        image = data / "images" / f"{picked[count].stem}.jpg"
+        payload = {"image_b64": base64.b64encode(image.read_bytes()).decode(), "expected_quantity": count}
+        reply = client.invoke(FunctionName=FUNCTION, Payload=json.dumps(payload).encode())
+        result = json.loads(reply["Payload"].read())
+        body = json.loads(result.get("body") or "{}")
+        if result.get("statusCode") != 200:
+            print(f"{image.name}: HTTP {result.get('statusCode')} {body.get('error', result)}")
+            continue
+        check = body["verification"]
+        print(f"{image.name}: expected {count}, counted {body['count']} (confidence {body['confidence']:.2f}); "
+              f"verification {check['verdict']} (p={check['match_probability']:.2f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=str(ROOT / "demo"))
     p.add_argument("--n", type=int, default=400, help="synthetic bins")
+    p.add_argument("--no-serve", action="store_true", help="stop after training")
     a = p.parse_args(argv)
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
@@ -42,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     train_with_toolkit(base)
     print((base / "output" / "data" / "evaluation.md").read_text())
     print(f"model: {base / 'model'}  report: {base / 'output' / 'data'}")
+    if not a.no_serve:
+        with contextlib.ExitStack() as stack:
+            lambda_url = local_stack(base / "model", stack)
+            print(f"\nserve + SageMaker Runtime emulator + local Lambda up; three bins through {lambda_url}:")
+            count_through_lambda(lambda_url, data)
     return 0
 
 
