@@ -6,17 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from serving_helpers import start_serve, stop, wait_ready
+from serving_helpers import loaded_app, start_serve, stop, wait_ready
 
-from bincounter.serving.app import create_app
 from bincounter.serving.settings import ServeSettings
-
-
-def loaded_app(settings: ServeSettings):
-    """``create_app`` with the model load finished (it starts in a background thread)."""
-    app = create_app(settings)
-    assert app.extensions["bincounter.model"].wait(60), "model did not finish loading in 60 s"
-    return app
 
 
 @pytest.fixture(scope="module")

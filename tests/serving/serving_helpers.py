@@ -147,3 +147,12 @@ def call(client, path: str, body: bytes | None = None, headers: dict | None = No
     reply = Reply(r.status_code, r.headers.get("Content-Type"), r.get_data(), dict(r.headers))
     check_openapi(path, "GET" if body is None else "POST", reply.status, reply.content_type, reply.body)
     return reply
+
+
+def loaded_app(settings):
+    """``create_app`` with the model load finished (it starts in a background thread)."""
+    from bincounter.serving.app import create_app
+
+    app = create_app(settings)
+    assert app.extensions["bincounter.model"].wait(60), "model did not finish loading in 60 s"
+    return app
