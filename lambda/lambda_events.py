@@ -56,6 +56,12 @@ class ImageRequest:
     method: str = "POST"
 
 
+def _short(value) -> str:
+    """repr for error messages: a caller's misplaced image must not land in the reply or the log."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def sniff_content_type(data: bytes) -> str:
     for magic, content_type in _MAGIC:
         if data.startswith(magic):
@@ -78,11 +84,11 @@ def parse_expected_quantity(value) -> int | None:
         return None
     # bool is an int subclass: true/false are not quantities
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise BadRequest(f"expected_quantity must be a whole number, got {value!r}")
+        raise BadRequest(f"expected_quantity must be a whole number, got {_short(value)}")
     try:
         quantity = int(value)
     except ValueError:
-        raise BadRequest(f"expected_quantity must be a whole number, got {value!r}") from None
+        raise BadRequest(f"expected_quantity must be a whole number, got {_short(value)}") from None
     if quantity < 0:
         raise BadRequest(f"expected_quantity must be >= 0, got {quantity}")
     return quantity
@@ -90,10 +96,10 @@ def parse_expected_quantity(value) -> int | None:
 
 def parse_s3_uri(uri) -> S3Ref:
     if not isinstance(uri, str) or not uri.startswith("s3://"):
-        raise BadRequest(f"s3_uri must look like s3://bucket/key, got {uri!r}")
+        raise BadRequest(f"s3_uri must look like s3://bucket/key, got {_short(uri)}")
     bucket, _, key = uri[len("s3://"):].partition("/")
     if not bucket or not key:
-        raise BadRequest(f"s3_uri must look like s3://bucket/key, got {uri!r}")
+        raise BadRequest(f"s3_uri must look like s3://bucket/key, got {_short(uri)}")
     return S3Ref(bucket, key)
 
 

@@ -106,3 +106,9 @@ def test_bad_input_gets_its_status_and_a_json_reason_without_calling_the_endpoin
 def test_parse_error_names_the_problem():
     with pytest.raises(BadRequest, match="image_b64 is not valid base64"):
         parse_event({"image_b64": "%%%"})
+
+
+def test_a_misplaced_image_is_not_echoed_back_in_the_error():
+    blob = base64.b64encode(JPEG).decode()
+    reason = str(pytest.raises(BadRequest, parse_event, {"image_b64": "/9j/", "expected_quantity": blob}).value)
+    assert "whole number" in reason and len(reason) < 120
