@@ -52,9 +52,12 @@ def unsigned_s3(sess: boto3.Session) -> Any:
     return sess.client("s3", config=UNSIGNED_CONFIG)
 
 
-def utc_stamp() -> str:
-    """A sortable UTC suffix for resource names (SageMaker names allow [a-zA-Z0-9-])."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+def unique_name(stack: str, kind: str, limit: int = 63) -> str:
+    """``STACK-KIND-YYMMDD-HHMMSS-mmm`` (UTC, sortable) cut to ``limit``, the stack shortened first."""
+    now = time.time()
+    stamp = time.strftime("%y%m%d-%H%M%S", time.gmtime(now)) + f"-{int(now * 1000) % 1000:03d}"
+    room = limit - len(kind) - len(stamp) - 2
+    return f"{stack[:max(room, 1)]}-{kind}-{stamp}"
 
 
 def account_id(sts) -> str:

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from orchestrate.aws import Poll, is_ours, tags, utc_stamp
+from orchestrate.aws import Poll, is_ours, tags, unique_name
 from orchestrate.config import Config
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,8 @@ def deploy(sm, autoscaling, cfg: Config, image: str, model_data: str,
            echo: Callable[[str], None] = lambda s: None, poll_delay: float = 15.0) -> Deployment:
     """Model + endpoint config + endpoint (created, or updated in place); waits for InService."""
     d = cfg.deploy
-    stamp = utc_stamp()
-    model = f"{cfg.aws.stack}-model-{stamp}"[:63]
-    endpoint_config = f"{d.endpoint_name}-{stamp}"[:63]
+    model = unique_name(cfg.aws.stack, "model")
+    endpoint_config = unique_name(d.endpoint_name, "config")
     sm.create_model(ModelName=model, ExecutionRoleArn=cfg.require("aws", "role_arn"),
                     PrimaryContainer={"Image": image, "ModelDataUrl": model_data},
                     Tags=tags(cfg.aws.stack))

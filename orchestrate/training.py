@@ -27,7 +27,7 @@ from sagemaker.train.tuner import HyperparameterTuner
 
 from bincounter.training.debugger import hook_config
 from bincounter.training.metriclog import METRIC_DEFINITIONS, OBJECTIVE_METRIC
-from orchestrate.aws import tags, utc_stamp
+from orchestrate.aws import tags, unique_name
 from orchestrate.config import Config
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def channel_uris(cfg: Config) -> dict[str, str]:
 
 def plan(cfg: Config, image: str, hyperparameters: dict | None = None, kind: str = "train") -> JobPlan:
     hps = {**cfg.train.hyperparameters, **(hyperparameters or {})}
-    return JobPlan(name=f"{cfg.aws.stack}-{kind}-{utc_stamp()}"[:63], image=image,
+    return JobPlan(name=unique_name(cfg.aws.stack, kind), image=image,
                    channels=channel_uris(cfg), hyperparameters={k: str(v) for k, v in hps.items()})
 
 
@@ -164,7 +164,7 @@ def tuner(sess: boto3.Session, cfg: Config, image: str) -> HyperparameterTuner:
 
 def tune(sess: boto3.Session, cfg: Config, image: str) -> str:
     """Start the tuning job; returns its name."""
-    name = f"{cfg.aws.stack}-hpo-{utc_stamp()}"[:32]  # tuning job names: at most 32 characters
+    name = unique_name(cfg.aws.stack, "hpo", limit=32)  # tuning job names: at most 32 characters
     channels = channel_uris(cfg)
     tuner(sess, cfg, image).tune(inputs=[InputData(channel_name=c, data_source=u) for c, u in channels.items()],
                                  job_name=name, wait=False)
