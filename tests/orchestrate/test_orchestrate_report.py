@@ -1,0 +1,82 @@
+"""report: status, metrics, the spot saving; and how rejected requests surface."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrate import cli, report, training
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bincounter-training:1.0"
+
+
+def test_spot_saving_is_one_minus_billable_over_training_seconds():
+    assert report.spot_saving(1921, 714) == 62.8  # the seed's figure
+    assert report.spot_saving(1000, 1000) == 0.0
+    assert report.spot_saving(None, None) is None
+    assert report.spot_saving(0, 0) is None
+
+
+@pytest.mark.slow
+def test_report_of_a_training_job_shows_status_metrics_spot_saving_and_rule_results(aws, make_cfg):
+    cfg = make_cfg()
+    name = training.train(aws, cfg, training.plan(cfg, IMAGE))
+    desc = aws.client("sagemaker").describe_training_job(TrainingJobName=name)
+    # moto runs nothing, so it reports no times and no rule results: add what SageMaker would.
+    desc.update(TrainingTimeInSeconds=1921, BillableTimeInSeconds=714,
+                FinalMetricDataList=[{"MetricName": "validation:accuracy", "Value": 0.5567}],
+                DebugRuleEvaluationStatuses=[{"RuleConfigurationName": "LossNotDecreasing",
+                                              "RuleEvaluationStatus": "NoIssuesFound"}])
+    doc = report.training_report(desc)
+    assert (doc["status"], doc["managed_spot"], doc["spot_saving_percent"]) == ("Completed", True, 62.8)
+    text = report.render(doc)
+    assert "training time: 1921 s, billable time: 714 s, spot saving: 62.8 %" in text
+    assert "validation:accuracy = 0.5567" in text
+    assert "rule LossNotDecreasing: NoIssuesFound" in text
+
+
+@pytest.mark.slow
+def test_report_command_says_n_a_while_sagemaker_has_reported_no_times(aws, make_cfg, tmp_path, capsys):
+    cfg = make_cfg()
+    name = training.train(aws, cfg, training.plan(cfg, IMAGE))
+    config = tmp_path / "o.toml"
+    config.write_text('[aws]\nstack = "t1"\n')
+    assert cli.main(["--config", str(config), "report"], session=aws) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"training job {name}: Completed")
+    assert "spot saving: n/a" in out
+
+
+@pytest.mark.slow
+def test_tuning_report_lists_every_job_best_first(aws, make_cfg):
+    cfg = make_cfg()
+    name = training.tune(aws, cfg, IMAGE)
+    desc = aws.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+
+    def job(n, value, **hps):
+        metric = {} if value is None else {"FinalHyperParameterTuningJobObjectiveMetric": {
+            "MetricName": "validation:accuracy", "Value": value}}
+        return {"TrainingJobName": n, "TrainingJobStatus": "Completed" if value is not None else "Failed",
+                "TunedHyperParameters": hps, **metric}
+
+    # moto has no ListTrainingJobsForHyperParameterTuningJob: the jobs come in that reply's shape.
+    jobs = [job("j1", 0.31, lr="0.002"), job("j2", None, lr="0.09"), job("j3", 0.48, lr="0.01")]
+    doc = report.tuning_report(desc, jobs)
+    assert doc["objective"] == "validation:accuracy (Maximize)"
+    assert [r["training_job"] for r in doc["jobs"]] == ["j3", "j1", "j2"]
+    lines = report.render(doc).splitlines()
+    assert lines[3].split()[:3] == ["0.4800", "Completed", "j3"] and '{"lr": "0.01"}' in lines[3]
+    assert lines[5].split()[:3] == ["n/a", "Failed", "j2"]
+
+
+@pytest.mark.slow
+def test_a_request_botocore_rejects_is_an_error_naming_the_parameter_and_is_not_sent(aws, make_cfg, tmp_path,
+                                                                                       capsys):
+    cfg = make_cfg()
+    training.train(aws, cfg, training.plan(cfg, IMAGE))
+    config = tmp_path / "o.toml"
+    config.write_text('[aws]\nrole_arn = "arn:aws:iam::123456789012:role/sm"\nstack = "t1"\n'
+                      '[images]\nserving_image = "x"\n[deploy]\ninstance_count = 0\n')
+    assert cli.main(["--config", str(config), "deploy"], session=aws) == 1
+    err = capsys.readouterr().err
+    assert "Parameter validation failed" in err and "InitialInstanceCount" in err
+    assert "CreateEndpointConfig" not in [op for _, op, _ in aws.api_calls]
