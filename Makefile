@@ -63,3 +63,22 @@ down:
 push:
 	aws ecr get-login-password --region $(AWS_REGION) | docker login --username AWS --password-stdin $(ECR)
 	for img in $(TRAINING_IMAGE) $(SERVING_IMAGE); do aws ecr describe-repositories --region $(AWS_REGION) --repository-names $$img >/dev/null 2>&1 || aws ecr create-repository --region $(AWS_REGION) --repository-name $$img >/dev/null; docker tag $$img:$(IMAGE_TAG) $(ECR)/$$img:$(IMAGE_TAG) && docker push $(ECR)/$$img:$(IMAGE_TAG) || exit 1; done
+
+# The AWS control plane (README "Cloud"): settings from orchestrate.toml, overridable
+# by ORCHESTRATE_<SECTION>_<KEY> env and ARGS, e.g. make train ARGS="--set train.spot=false".
+.PHONY: data train tune deploy lambda report teardown
+ORCHESTRATE := $(BIN)/python -m orchestrate
+data: $(STAMP)
+	$(ORCHESTRATE) data $(ARGS)
+train: $(STAMP)
+	$(ORCHESTRATE) train $(ARGS)
+tune: $(STAMP)
+	$(ORCHESTRATE) tune $(ARGS)
+deploy: $(STAMP)
+	$(ORCHESTRATE) deploy $(ARGS)
+lambda: $(STAMP) build/lambda.zip
+	$(ORCHESTRATE) --set lambda.zip_file=build/lambda.zip lambda $(ARGS)
+report: $(STAMP)
+	$(ORCHESTRATE) report $(ARGS)
+teardown: $(STAMP)
+	$(ORCHESTRATE) teardown $(ARGS)

@@ -152,21 +152,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one setting, e.g. --set train.spot=false (repeatable)")
     p.add_argument("-v", "--verbose", action="store_true")
+    # --set also after the command (make train ARGS="--set ..."); a separate dest, because a
+    # subparser's default would overwrite the list parsed before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--set", dest="sub_set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one setting (repeatable)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("data", help="download an ABID subset, split it, upload the channels")
+    def add(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kw)
+
+    s = add("data", help="download an ABID subset, split it, upload the channels")
     s.add_argument("--file-list", dest="data.file_list", metavar="PATH", help="Udacity file_list.json")
     s.add_argument("--per-class", dest="data.per_class", metavar="N", help="or: this many bins of each count 1..5")
     s.add_argument("--local-dir", dest="data.local_dir", metavar="DIR")
     s.add_argument("--skip-failed", action="store_true", help="go on without bins whose download failed")
 
-    s = sub.add_parser("train", help="start a training job with our training image")
+    s = add("train", help="start a training job with our training image")
     s.add_argument("--instance-type", dest="train.instance_type", metavar="TYPE")
     s.add_argument("--instance-count", dest="train.instance_count", metavar="N")
     s.add_argument("--spot", dest="train.spot", choices=["true", "false"], help="managed spot on/off")
     s.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="a hyperparameter")
 
-    s = sub.add_parser("tune", help="start HPO over lr, batch-size, epochs")
+    s = add("tune", help="start HPO over lr, batch-size, epochs")
     s.add_argument("--max-jobs", dest="tune.max_jobs", metavar="N")
     s.add_argument("--max-parallel-jobs", dest="tune.max_parallel_jobs", metavar="N")
     s.add_argument("--promote", action="store_true", help="wait, then train the best job's hyperparameters")
@@ -174,25 +182,25 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--wait-seconds", type=float, default=6 * 3600)
     s.add_argument("--poll-seconds", type=float, default=30)
 
-    s = sub.add_parser("deploy", help="model + endpoint config + endpoint from the serving image")
+    s = add("deploy", help="model + endpoint config + endpoint from the serving image")
     s.add_argument("--model-data", help="s3://.../model.tar.gz (default: the latest training job's)")
     s.add_argument("--instance-type", dest="deploy.instance_type", metavar="TYPE")
     s.add_argument("--autoscaling-max", dest="deploy.autoscaling_max", metavar="N", help="max instances (0: no autoscaling)")
     s.add_argument("--poll-seconds", type=float, default=15)
 
-    s = sub.add_parser("invoke", help="send one image to the endpoint")
+    s = add("invoke", help="send one image to the endpoint")
     s.add_argument("image_file")
     s.add_argument("--content-type", default="image/jpeg")
     s.add_argument("--expected-quantity", type=int)
 
-    sub.add_parser("lambda", help="create or update the Lambda front door and its role")
+    add("lambda", help="create or update the Lambda front door and its role")
 
-    s = sub.add_parser("report", help="status, metrics, spot saving of a training or tuning job")
+    s = add("report", help="status, metrics, spot saving of a training or tuning job")
     s.add_argument("--training-job", help="default: the stack's latest completed training job")
     s.add_argument("--tuning-job")
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("teardown", help="delete what orchestrate created for this stack")
+    s = add("teardown", help="delete what orchestrate created for this stack")
     s.add_argument("--dry-run", action="store_true", help="only list it")
     return p
 
@@ -208,7 +216,7 @@ def main(argv: list[str] | None = None, session=None) -> int:
     flags = [f"{k}={v}" for k, v in vars(a).items() if "." in k and v is not None]
     flags += [f"train.hyperparameters.{hp}" for hp in getattr(a, "hp", [])]
     try:
-        cfg = load(a.config, overrides=a.set + flags)
+        cfg = load(a.config, overrides=a.set + a.sub_set + flags)
         sess = session or aws.session(cfg.aws.region)
         return COMMANDS[a.command](a, cfg, sess)
     except (ConfigError, LookupError, RuntimeError, OSError, ClientError, BotoCoreError) as exc:
