@@ -52,3 +52,19 @@ def test_a_missing_required_setting_names_the_env_var_and_the_flag():
 def test_a_named_config_file_that_does_not_exist_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load(tmp_path / "mine.toml", env={})
+
+
+@pytest.mark.slow  # two fresh interpreters importing the SageMaker SDK
+def test_help_lists_every_command_and_importing_every_module_pulls_in_no_torch():
+    import subprocess
+    import sys
+
+    root = EXAMPLE.parent
+    out = subprocess.run([sys.executable, "-m", "orchestrate", "--help"], cwd=root, capture_output=True,
+                         text=True, check=True).stdout
+    for command in ("data", "train", "tune", "deploy", "invoke", "lambda", "report", "teardown"):
+        assert f"    {command} " in out
+    probe = ("import sys, orchestrate.cli, orchestrate.data, orchestrate.training, orchestrate.deploy, "
+             "orchestrate.lambda_fn, orchestrate.report, orchestrate.teardown; print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
