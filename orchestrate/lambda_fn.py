@@ -135,7 +135,10 @@ def function_url(lam, name: str, auth: str) -> str:
     except lam.exceptions.ResourceNotFoundException:
         url = lam.create_function_url_config(FunctionName=name, AuthType=auth)["FunctionUrl"]
         if auth == "NONE":
-            # A public URL still needs a resource policy that lets anyone call it.
+            # A public URL still needs a resource policy that lets anyone call it; URLs created
+            # since October 2025 need InvokeFunction too, granted here only through the URL.
             lam.add_permission(FunctionName=name, StatementId="public-function-url",
                                Action="lambda:InvokeFunctionUrl", Principal="*", FunctionUrlAuthType="NONE")
+            lam.add_permission(FunctionName=name, StatementId="public-function-url-invoke",
+                               Action="lambda:InvokeFunction", Principal="*", InvokedViaFunctionUrl=True)
     return url

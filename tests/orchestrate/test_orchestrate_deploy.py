@@ -115,6 +115,19 @@ def test_lambda_creates_the_function_with_its_least_privilege_role_then_updates_
         "CreateFunction", "UpdateFunctionCode"]
 
 
+def test_a_public_function_url_is_open_only_through_the_url(aws, tmp_path):
+    config = _config(tmp_path, extra='function_url_auth = "NONE"\n')
+    assert cli.main(["--config", config, "lambda"], session=aws) == 0
+    lam = aws.client("lambda")
+    assert lam.get_function_url_config(FunctionName="t1-verify")["AuthType"] == "NONE"
+    grants = [p for _, op, p in aws.api_calls if op == "AddPermission"]
+    assert [(g["Action"], g["Principal"]) for g in grants] == [("lambda:InvokeFunctionUrl", "*"),
+                                                               ("lambda:InvokeFunction", "*")]
+    assert grants[0]["FunctionUrlAuthType"] == "NONE" and grants[1]["InvokedViaFunctionUrl"] is True
+    policy = json.loads(lam.get_policy(FunctionName="t1-verify")["Policy"])
+    assert {s["Sid"] for s in policy["Statement"]} == {"public-function-url", "public-function-url-invoke"}
+
+
 def test_teardown_removes_exactly_what_orchestrate_created_and_dry_run_removes_nothing(
         aws, make_cfg, tmp_path, capsys):
     mine, other = _config(tmp_path, "t1"), _config(tmp_path, "t9")
