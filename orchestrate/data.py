@@ -205,7 +205,12 @@ def upload_channels(s3, dest: str | Path, split: dict[str, list[str]], bucket: s
     with Progress(len(todo), f"upload s3://{bucket}/{base}") as bar, ThreadPoolExecutor(workers) as pool:
         for _ in pool.map(lambda job: s3.upload_file(str(job[0]), bucket, job[1]), todo):
             bar.update()
-    log.info("upload: %d objects sent, %d already there", len(todo), len(jobs) - len(todo))
+    # Left from an earlier split (another seed or file list): a bin must never sit in two channels.
+    stale = sorted(set(existing) - {k for _, k in jobs})
+    for i in range(0, len(stale), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[i:i + 1000]], "Quiet": True})
+    log.info("upload: %d objects sent, %d already there, %d stale removed",
+             len(todo), len(jobs) - len(todo), len(stale))
     return {CHANNELS[name]: f"s3://{bucket}/{base}/{CHANNELS[name]}/" for name in SPLITS}
 
 

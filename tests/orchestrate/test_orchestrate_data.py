@@ -58,6 +58,8 @@ def _args(tmp_path, flist):
 
 def test_data_downloads_splits_stratified_and_uploads_three_channels_and_manifest(aws, source_bucket, tmp_path):
     flist = _file_list(tmp_path, source_bucket)
+    # From an earlier split with another seed: must not survive in a channel.
+    boto3.client("s3").put_object(Bucket="models", Key="exp1/channels/test/images/00003.jpg", Body=b"old")
     assert cli.main(_args(tmp_path, flist), session=aws) == 0
 
     labels = _expected_labels(source_bucket)
