@@ -1,0 +1,60 @@
+"""Container fixtures: the real Docker engine and both images built once per
+session from the wheelhouse with no network.
+
+Tests here are marked ``container`` and skip with the reason when no engine
+answers, the base image is absent, or ``make wheels`` has not been run
+(``.ci/docker-setup.sh`` and ``.ci/run`` prepare all three on CI).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from container_helpers import (BASE_IMAGE, SERVING_IMAGE, TRAINING_IMAGE, WHEELS, build, docker,
+                               missing_wheels)
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    try:
+        proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
+                              capture_output=True, text=True, timeout=20)
+    except (FileNotFoundError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    if proc.returncode != 0:
+        pytest.skip(f"no Docker engine answers `docker info`: {proc.stderr.strip()[:300]}")
+    if docker("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
+        pytest.skip(f"base image {BASE_IMAGE} absent (no registry here): run .ci/docker-setup.sh")
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(engine) -> Path:
+    missing = missing_wheels()
+    if missing:
+        pytest.skip(f"wheelhouse {WHEELS} lacks {len(missing)} wheels "
+                    f"(e.g. {', '.join(missing[:3])}): run `make wheels`")
+    return WHEELS
+
+
+@pytest.fixture(scope="session")
+def training_image(wheelhouse) -> str:
+    build("training-image/Dockerfile", TRAINING_IMAGE)
+    return TRAINING_IMAGE
+
+
+@pytest.fixture(scope="session")
+def serving_image(wheelhouse) -> str:
+    build("serving-image/Dockerfile", SERVING_IMAGE)
+    return SERVING_IMAGE
+
+
+@pytest.fixture(scope="session")
+def network(engine):
+    """A user network: the engine runs with --bridge=none, and publishing a port needs one."""
+    name = "bincounter-test"
+    if docker("network", "inspect", name, check=False).returncode != 0:
+        docker("network", "create", name)
+    yield name
+    docker("network", "rm", name, check=False)

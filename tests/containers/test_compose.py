@@ -1,0 +1,71 @@
+"""``docker compose up --build --exit-code-from client``: the whole local loop, as the README runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+from container_helpers import ROOT, docker
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+REAL_IMAGES = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def abid_subset(abid_sample, tmp_path):
+    """A few real photos in the ABID layout (copied to tmp, never into the repo)."""
+    out = tmp_path / "abid"
+    (out / "images").mkdir(parents=True)
+    (out / "metadata").mkdir()
+    taken = 0
+    for meta in sorted((abid_sample / "metadata").glob("*.json")):
+        image = abid_sample / "images" / f"{meta.stem}.jpg"
+        if image.is_file() and 1 <= json.loads(meta.read_text()).get("EXPECTED_QUANTITY", 0) <= 5:
+            shutil.copy(meta, out / "metadata")
+            shutil.copy(image, out / "images")
+            taken += 1
+        if taken == REAL_IMAGES:
+            break
+    return out
+
+
+def test_compose_up_runs_the_loop_and_the_client_exits_0_with_counts(training_image, serving_image,
+                                                                     abid_subset):
+    project = f"bincounter-test-{os.getpid()}"
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "ABID_DIR": str(abid_subset),
+           "EPOCHS": "1", "CLIENT_IMAGES": "6", "SERVE_PORT": str(free_port()),
+           "LAMBDA_PORT": str(free_port())}
+    compose = ["docker", "compose", "-f", str(ROOT / "docker-compose.yml")]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run([*compose, "up", "--build", "--exit-code-from", "client"], env=env,
+                              capture_output=True, text=True, timeout=1500)
+        seconds = time.monotonic() - start
+        client = [line.split("|", 1)[1] for line in proc.stdout.splitlines() if line.startswith("client-")]
+        print(f"\ncompose up: exit {proc.returncode} after {seconds:.0f} s; client said:\n" + "\n".join(client))
+        if proc.returncode != 0:
+            logs = subprocess.run([*compose, "logs", "--no-color", "data", "train"], env=env,
+                                  capture_output=True, text=True, timeout=60)
+            pytest.fail(f"compose up exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}\n"
+                        f"data/train logs:\n{logs.stdout[-4000:]}")
+        assert any("counts:" in line and "counted as expected" in line for line in client)
+        answers = [line.split() for line in client if line.split()[-1:] in (["match"], ["mismatch"], ["review"])]
+        assert len(answers) == 6, client
+        trained = docker("run", "--rm", "-v", f"{project}_ml-model:/m:ro", "--entrypoint", "ls",
+                         serving_image, "/m").stdout.split()
+        assert {"model.onnx", "model.json"} <= set(trained)
+    finally:
+        subprocess.run([*compose, "down", "--volumes", "--remove-orphans"], env=env,
+                       capture_output=True, timeout=180)

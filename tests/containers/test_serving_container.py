@@ -1,0 +1,89 @@
+"""``docker run IMAGE serve`` on a trained model: ready fast, answers real JPEGs, stops clean."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from container_helpers import docker
+
+from bincounter.modelcard import ModelCard
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+READY_WITHIN_S = 3.0
+STOPPED_WITHIN_S = 5.0
+
+
+def http(url: str, body: bytes | None = None, content_type: str = "image/jpeg",
+         timeout: float = 30) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET",
+                                 headers={"Content-Type": content_type} if body is not None else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.fixture
+def server(serving_image, network, trained_model):
+    """The serving image on the session's tiny model, published on loopback only.
+
+    Yields (base URL, container id, seconds from ``docker run`` to the first 200 on /ping)."""
+    started = time.monotonic()
+    cid = docker("run", "-d", "--network", network, "-p", "127.0.0.1::8080",
+                 "-v", f"{trained_model}:/opt/ml/model:ro", serving_image, "serve").stdout.strip()
+    try:
+        port = docker("port", cid, "8080/tcp").stdout.split()[0].rsplit(":", 1)[1]
+        url = f"http://127.0.0.1:{port}"
+        ready = None
+        while time.monotonic() - started < 30 and ready is None:
+            try:
+                if http(url + "/ping", timeout=2)[0] == 200:
+                    ready = time.monotonic() - started
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.05)
+        logs = docker("logs", cid, check=False)
+        assert ready is not None, f"/ping never answered 200:\n{logs.stdout}{logs.stderr}"
+        yield url, cid, ready
+    finally:
+        docker("rm", "-f", cid, check=False)
+
+
+def test_serve_answers_ping_within_3_s_of_start(server):
+    _, _, ready = server
+    print(f"\n/ping answered 200 {ready:.2f} s after docker run")
+    assert ready <= READY_WITHIN_S
+
+
+def test_serve_counts_real_jpegs_and_rejects_garbage_with_a_reason(server, abid_sample, trained_model):
+    url, _, _ = server
+    card = ModelCard.read(trained_model)
+    for jpeg in sorted((abid_sample / "images").glob("*.jpg"))[:3]:
+        status, body = http(url + "/invocations", jpeg.read_bytes())
+        assert status == 200, body
+        answer = json.loads(body)
+        assert answer["count"] in card.classes
+        assert abs(sum(answer["probabilities"].values()) - 1) < 1e-3
+    status, body = http(url + "/invocations", b"not a jpeg at all")
+    assert 400 <= status < 500
+    assert json.loads(body)["error"]
+
+
+def test_sigterm_stops_serve_within_5_s_with_exit_0(server):
+    _, cid, _ = server
+    assert docker("inspect", cid, "--format", "{{.State.Pid}}").stdout.strip() != "0"
+    # gunicorn itself is PID 1 (serve execs it), so the signal reaches it directly
+    cmdline = docker("exec", cid, "cat", "/proc/1/cmdline").stdout.replace("\0", " ")
+    assert "gunicorn" in cmdline, cmdline
+    start = time.monotonic()
+    docker("kill", "--signal", "TERM", cid)
+    code = int(docker("wait", cid, timeout=30).stdout.strip())
+    stopped = time.monotonic() - start
+    print(f"\nstopped {stopped:.2f} s after SIGTERM, exit {code}")
+    assert code == 0
+    assert stopped <= STOPPED_WITHIN_S
