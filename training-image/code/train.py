@@ -14,36 +14,37 @@ import os
 # the choice is fixed by the first protobuf import (onnx makes one): set it first.
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
+import hashlib  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
+import random  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
-from importlib import metadata  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
 from bincounter.labels import CountRange  # noqa: E402
 from bincounter.metadata import NoUsableDataError, Sample, scan_dataset  # noqa: E402
-from bincounter.metrics import evaluate_counts  # noqa: E402
-from bincounter.modelcard import MODEL_ONNX, MODEL_PTH, ModelCard  # noqa: E402
+from bincounter.modelcard import ModelCard  # noqa: E402
 from bincounter.preprocess import PreprocessSpec  # noqa: E402
 from bincounter.split import stratified_split, write_manifest  # noqa: E402
-from bincounter.training import checkpoint  # noqa: E402
-from bincounter.training.data import BinDataset, make_loader  # noqa: E402
+from bincounter.training import checkpoint, distributed  # noqa: E402
+from bincounter.training.data import BinDataset, EpochSampler, make_loader  # noqa: E402
+from bincounter.training.distributed import World  # noqa: E402
 from bincounter.training.environment import (HyperparameterError, TrainingEnv,  # noqa: E402
                                              failure_file)
-from bincounter.training.export import export_onnx  # noqa: E402
+from bincounter.training.loop import Trainer  # noqa: E402
 from bincounter.training.metriclog import metric_line  # noqa: E402
 from bincounter.training.models import PretrainedWeightsUnavailable, build_model  # noqa: E402
-from bincounter.training.report import write_report  # noqa: E402
+from bincounter.training.outputs import write_outputs  # noqa: E402
+from bincounter.training.profiling import StepProfiler, SystemMonitor  # noqa: E402
+from bincounter.training.recipe import Head, augment_bin, warmup_cosine  # noqa: E402
+from bincounter.training.spot import Interrupted, StopFlag  # noqa: E402
 
 log = logging.getLogger("train")
-VERSIONED = ("bincounter", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pillow")
+SHARDED = "ShardedByS3Key"
 
 
-def load_splits(env: TrainingEnv, count_range: CountRange) -> dict[str, list[Sample]]:
+def load_splits(env: TrainingEnv, count_range: CountRange, write: bool) -> dict[str, list[Sample]]:
     """train / validation / test samples: given channels, else carved from training."""
     hp = env.hp
     if "training" not in env.channels:
@@ -63,183 +64,180 @@ def load_splits(env: TrainingEnv, count_range: CountRange) -> dict[str, list[Sam
         if not samples:
             raise NoUsableDataError(f"the {name} split is empty: give more data or a {name} channel")
         labels.update({s.id: s.count for s in samples})
-    write_manifest(env.output_data_dir / "split.json",
-                   {k: [s.id for s in v] for k, v in splits.items()}, labels, hp.seed,
-                   (1 - fv - ft, fv, ft), source=str(env.channels["training"]))
+    if write:
+        write_manifest(env.output_data_dir / "split.json",
+                       {k: [s.id for s in v] for k, v in splits.items()}, labels, hp.seed,
+                       (1 - fv - ft, fv, ft), source=str(env.channels["training"]))
     log.info("split: %s", {k: len(v) for k, v in splits.items()})
     return splits
 
 
-def _progress(loader, env: TrainingEnv, desc: str):
-    if env.interactive:
-        from tqdm import tqdm
-        return tqdm(loader, desc=desc, leave=False)
-    return loader
+def make_loaders(env: TrainingEnv, splits: dict, spec: PreprocessSpec, count_range: CountRange,
+                 world: World, device: torch.device) -> tuple[dict, dict]:
+    """Loaders fed by ``EpochSampler``s: the train one balanced/augmented as asked
+    and sharded across hosts unless the channel is already sharded by S3 key."""
+    hp = env.hp
+    workers = hp.num_workers if hp.num_workers is not None else max(0, min(8, env.num_cpus - 1))
+    loaders, samplers = {}, {}
+    for name, samples in splits.items():
+        pre_sharded = env.distribution.get(
+            "training" if name == "train" or name not in env.channels else name) == SHARDED
+        rank, size = (0, 1) if pre_sharded else (world.rank, world.size)
+        train = name == "train"
+        sampler = EpochSampler([count_range.to_index(s.count) for s in samples], hp.batch_size,
+                               hp.seed, shuffle=train, balanced=train and hp.balanced_sampling,
+                               rank=rank, world=size, pad=train)
+        dataset = BinDataset(samples, spec, count_range, augment=augment_bin if train and hp.augment else None)
+        samplers[name] = sampler
+        loaders[name] = make_loader(dataset, hp.batch_size, shuffle=False, num_workers=workers,
+                                    seed=hp.seed, sampler=sampler, pin_memory=device.type == "cuda")
+    return loaders, samplers
 
 
-def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer, scheduler, loader,
-                    device: torch.device, epoch: int, env: TrainingEnv, hook=None) -> dict:
-    model.train()
-    if hook is not None:
-        from smdebug import modes
-        hook.set_mode(modes.TRAIN)
-    total_loss, correct, seen, t0 = 0.0, 0, 0, time.monotonic()
-    for step, batch in enumerate(_progress(loader, env, f"epoch {epoch}"), start=1):
-        if batch is None:
-            continue
-        x, y = batch[0].to(device), batch[1].to(device)
-        logits = model(x)
-        loss = criterion(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total_loss += loss.item() * len(y)
-        correct += int((logits.argmax(1) == y).sum())
-        seen += len(y)
-        if not env.interactive and step % env.hp.log_interval == 0:
-            log.info("epoch %d step %d/%d loss %.4f %.1f img/s", epoch, step, len(loader),
-                     total_loss / seen, seen / (time.monotonic() - t0))
-    if seen == 0:
-        raise NoUsableDataError("no training image could be decoded")
-    return {"loss": total_loss / seen, "accuracy": correct / seen}
+def weights_digest(model: torch.nn.Module) -> str:
+    """A fingerprint of the parameters: equal on every rank when DDP averaged the gradients."""
+    h = hashlib.sha256()
+    for name, p in sorted(distributed.unwrap(model).named_parameters()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, criterion: nn.Module, loader, device: torch.device,
-             count_range: CountRange, hook=None) -> dict:
-    model.eval()
-    if hook is not None:
-        from smdebug import modes
-        hook.set_mode(modes.EVAL)
-    total_loss, probs, targets = 0.0, [], []
-    for batch in loader:
-        if batch is None:
-            continue
-        x, y = batch[0].to(device), batch[1].to(device)
-        logits = model(x)
-        total_loss += criterion(logits, y).item() * len(y)
-        probs.append(torch.softmax(logits, 1).cpu())
-        targets.append(y.cpu())
-    if not targets:
-        raise NoUsableDataError("no evaluation image could be decoded")
-    p, t = torch.cat(probs).numpy(), torch.cat(targets).numpy()
-    ev = evaluate_counts(t + count_range.min_count, p.argmax(1) + count_range.min_count,
-                         count_range.counts)
-    return {"loss": total_loss / len(t), "accuracy": ev.accuracy, "rmse": ev.rmse, "evaluation": ev}
-
-
-def _versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def run(env: TrainingEnv) -> ModelCard:
+def run(env: TrainingEnv, stop: StopFlag) -> ModelCard | None:
     hp = env.hp
     torch.manual_seed(hp.seed)
     np.random.seed(hp.seed)
+    random.seed(hp.seed)
     count_range = CountRange(hp.min_count, hp.max_count)
     spec = PreprocessSpec(image_size=hp.image_size)
     device = torch.device("cuda" if env.num_gpus > 0 and torch.cuda.is_available() else "cpu")
-    splits = load_splits(env, count_range)
-    workers = hp.num_workers if hp.num_workers is not None else max(0, min(8, env.num_cpus - 1))
-    loaders = {name: make_loader(BinDataset(samples, spec, count_range), hp.batch_size,
-                                 shuffle=name == "train", num_workers=workers, seed=hp.seed)
-               for name, samples in splits.items()}
+    world = distributed.init(env, device)
+    try:
+        return _train(env, stop, world, device, count_range, spec)
+    finally:
+        distributed.shutdown(world)
 
-    model = build_model(hp.arch, count_range.num_classes, hp.pretrained).to(device)
-    criterion = nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=hp.lr, momentum=hp.momentum,
-                                weight_decay=hp.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=hp.epochs * max(1, len(loaders["train"])))
-    start_epoch, history = 1, []
-    resumed = (torch.load(hp.resume, map_location="cpu", weights_only=False), hp.resume) \
-        if hp.resume else checkpoint.load_latest(env.checkpoint_dir)
-    if resumed:
-        state, path = resumed
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = state["epoch"] + 1, state["history"]
-        log.info("resumed from %s at epoch %d", path, start_epoch)
 
+def _train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device,
+           count_range: CountRange, spec: PreprocessSpec) -> ModelCard | None:
+    hp = env.hp
+    splits = load_splits(env, count_range, write=world.is_main)
+    loaders, samplers = make_loaders(env, splits, spec, count_range, world, device)
+    steps = distributed.all_min(samplers["train"].full_batches(), world)
+
+    head = Head(hp.head, hp.label_smoothing)
+    model = head.replace(build_model(hp.arch, count_range.num_classes, hp.pretrained),
+                         count_range.num_classes).to(device)
     hook = None
-    if hp.debug_hook or (hp.debug_hook is None and env.debug_hook_config is not None):
+    if world.is_main and (hp.debug_hook or (hp.debug_hook is None and env.debug_hook_config is not None)):
         from bincounter.training.debugger import create_hook
         hook = create_hook(env.debug_hook_config, env.tensor_dir)
         hook.register_module(model)
-        hook.register_loss(criterion)
+        hook.register_loss(head.criterion)
+    optimizer = torch.optim.SGD(model.parameters(), lr=hp.lr, momentum=hp.momentum,
+                                weight_decay=hp.weight_decay)
+    trainer = Trainer(
+        model=distributed.wrap(model, world, device), head=head, optimizer=optimizer,
+        scheduler=warmup_cosine(optimizer, hp.epochs * steps, round(hp.warmup_epochs * steps)),
+        scaler=torch.amp.GradScaler("cuda", enabled=hp.amp and device.type == "cuda"),
+        device=device, world=world, stop=stop, checkpoint_dir=env.checkpoint_dir,
+        checkpoint_steps=hp.checkpoint_steps, log_interval=hp.log_interval, args=hp.to_dict(),
+        hook=hook, profiler=StepProfiler(env.output_data_dir, hp.profile_steps, device)
+        if world.is_main else None)
 
-    for epoch in range(start_epoch, hp.epochs + 1):
-        tr = train_one_epoch(model, criterion, optimizer, scheduler, loaders["train"], device,
-                             epoch, env, hook)
-        va = evaluate(model, criterion, loaders["validation"], device, count_range, hook)
-        print(metric_line(epoch, "train", tr["loss"], tr["accuracy"]), flush=True)
-        print(metric_line(epoch, "validation", va["loss"], va["accuracy"], va["rmse"]), flush=True)
-        history.append({"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
-                        "val_loss": va["loss"], "val_accuracy": va["accuracy"], "val_rmse": va["rmse"]})
-        checkpoint.save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "scheduler": scheduler.state_dict(), "epoch": epoch,
-                                    "history": history, "args": hp.to_dict()},
-                                   env.checkpoint_dir, step=epoch * len(loaders["train"]))
-        checkpoint.prune(env.checkpoint_dir)
+    epoch, step, sums = 1, 0, [0.0, 0.0, 0.0]
+    found = None
+    if world.is_main:
+        found = ((torch.load(hp.resume, map_location="cpu", weights_only=False), hp.resume)
+                 if hp.resume else checkpoint.load_latest(env.checkpoint_dir))
+    state = distributed.broadcast(found[0] if found else None, world)
+    if state is not None:
+        trainer.restore(state)
+        epoch, step, sums = state["epoch"], state["step"], list(state["epoch_sums"])
+        if state.get("steps_per_epoch", steps) != steps:
+            log.warning("the checkpoint had %s steps per epoch, this run has %d: resuming at "
+                        "the saved step anyway", state.get("steps_per_epoch"), steps)
+        log.info("resumed from %s at epoch %d step %d/%d", found[1] if found else "rank 0's checkpoint",
+                 epoch, step, steps)
 
-    te = evaluate(model, criterion, loaders["test"], device, count_range, hook)
-    last_epoch = history[-1]["epoch"] if history else hp.epochs
-    print(metric_line(last_epoch, "test", te["loss"], te["accuracy"], te["rmse"]), flush=True)
-    return write_outputs(env, model, spec, count_range, loaders["test"], history, te, splits)
+    monitor = SystemMonitor(env.output_data_dir / "system_metrics.jsonl") if world.is_main else None
+    if monitor is not None:
+        monitor.__enter__()
+    try:
+        for epoch in range(epoch, hp.epochs + 1):
+            tr = trainer.train_one_epoch(loaders["train"], samplers["train"], epoch, step, steps, sums)
+            done = list(sums)
+            va = trainer.evaluate(loaders["validation"], count_range,
+                                  on_stop=lambda: trainer.save(epoch, steps, steps, done))
+            if world.is_main:
+                print(metric_line(epoch, "train", tr["loss"], tr["accuracy"]), flush=True)
+                print(metric_line(epoch, "validation", va["loss"], va["accuracy"], va["rmse"]), flush=True)
+            trainer.history.append({"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
+                                    "val_loss": va["loss"], "val_accuracy": va["accuracy"],
+                                    "val_rmse": va["rmse"]})
+            step, sums = 0, [0.0, 0.0, 0.0]
+            trainer.save(epoch + 1, 0, steps, sums)
+        if trainer.profiler is not None:
+            trainer.profiler.close()
+        te = trainer.evaluate(loaders["test"], count_range)
+    finally:
+        if monitor is not None:
+            monitor.__exit__(None, None, None)
+    log.info("final weights sha256 %s (rank %d of %d)", weights_digest(trainer.model), world.rank, world.size)
+    if not world.is_main:
+        return None
+    print(metric_line(hp.epochs, "test", te["loss"], te["accuracy"], te["rmse"]), flush=True)
+    return finish(env, trainer, hook, spec, count_range, loaders, te, splits, monitor)
 
 
-def write_outputs(env: TrainingEnv, model: nn.Module, spec: PreprocessSpec, count_range: CountRange,
-                  test_loader, history: list[dict], test: dict, splits: dict) -> ModelCard:
-    hp = env.hp
-    env.model_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
-    torch.save(state, env.model_dir / MODEL_PTH)
-    # export a fresh copy: the trained instance carries smdebug's forward hooks
-    clean = build_model(hp.arch, count_range.num_classes, pretrained=False)
-    clean.load_state_dict(state)
-    batch = next(b for b in test_loader if b is not None)[0][:8]
-    parity = export_onnx(clean, batch, env.model_dir / MODEL_ONNX)
-    ev = test["evaluation"]
-    card = ModelCard(
-        classes=count_range.counts, preprocess=spec, arch=hp.arch,
-        metrics={"test": {"accuracy": ev.accuracy, "rmse": ev.rmse, "loss": test["loss"], "n": ev.n},
-                 "validation": {k: history[-1][k] for k in ("val_loss", "val_accuracy", "val_rmse")}
-                 if history else {}},
-        versions=_versions(),
-        training={"hyperparameters": hp.to_dict(), "split_sizes": {k: len(v) for k, v in splits.items()},
-                  "onnx_parity_max_abs_diff": parity})
-    card.write(env.model_dir)
-    report = write_report(env.output_data_dir, ev, history, {"model": card.to_dict()})
-    log.info("test accuracy %.2f %%, RMSE %.3f; report %s\n%s", ev.accuracy * 100, ev.rmse,
-             report, ev.table())
-    return card
+def finish(env: TrainingEnv, trainer: Trainer, hook, spec: PreprocessSpec, count_range: CountRange,
+           loaders: dict, te: dict, splits: dict, monitor: SystemMonitor) -> ModelCard:
+    """Rank 0: profile and rule verdicts into the report, then the model files."""
+    timing = trainer.timer.summary()
+    profile = {"step_timing": timing, "system": monitor.summary(),
+               "top_ops": trainer.profiler.top_ops if trainer.profiler else []}
+    log.info("data-wait share of step time: %.1f %% (%.1f s waiting, %.1f s computing, %d steps)",
+             timing["data_wait_share"] * 100, timing["data_wait_s"], timing["compute_s"], timing["steps"])
+    sections = ["## Throughput", "",
+                f"Data-wait share of step time: {timing['data_wait_share'] * 100:.1f} % "
+                f"({timing['data_wait_s']:.1f} s waiting, {timing['compute_s']:.1f} s computing, "
+                f"{timing['steps']} steps); system: {profile['system']}", ""]
+    if profile["top_ops"]:
+        sections += ["| op | calls | self CPU ms | share |", "|---|---|---|---|"]
+        sections += [f"| {o['op']} | {o['calls']} | {o['self_cpu_ms']} | {o['share'] * 100:.1f} % |"
+                     for o in profile["top_ops"]] + [""]
+    rules = []
+    if hook is not None:
+        hook.close()
+        if env.hp.rules:
+            from bincounter.training.rules import evaluate_rules, rules_markdown
+            rules = evaluate_rules(str(hook.out_dir))
+            sections += rules_markdown(rules)
+    return write_outputs(env, trainer.net, trainer.head, spec, count_range, loaders["test"],
+                         trainer.history, te, splits, {"profile": profile, "rules": rules}, sections)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = StopFlag().install()
     try:
         env = TrainingEnv.resolve(argv, interactive=sys.stderr.isatty())
-        run(env)
+        run(env, stop)
         return 0
+    except Interrupted as exc:
+        reason, code = f"Interrupted: {exc}", 143  # 128 + SIGTERM, as if killed, but saved
+        log.error("training interrupted: %s", exc)
     except (HyperparameterError, NoUsableDataError, PretrainedWeightsUnavailable, ValueError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
+        reason, code = f"{type(exc).__name__}: {exc}", 1
         log.error("training failed: %s", reason)
     except Exception as exc:  # our bug or the platform's: keep the traceback in the log
-        reason = f"{type(exc).__name__}: {exc}"
+        reason, code = f"{type(exc).__name__}: {exc}", 1
         log.exception("training failed unexpectedly")
     path = failure_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(reason[:1024], encoding="utf-8")
-    return 1
+    return code
 
 
 if __name__ == "__main__":

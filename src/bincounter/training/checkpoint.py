@@ -43,3 +43,28 @@ def load_latest(directory: Path) -> tuple[dict, Path] | None:
 def prune(directory: Path, keep: int = 2) -> None:
     for path in sorted(directory.glob(PATTERN), reverse=True)[keep:]:
         path.unlink(missing_ok=True)
+
+
+def rng_states() -> dict:
+    """Every RNG a run draws from, to put in a checkpoint."""
+    import random
+
+    import numpy as np
+
+    states = {"python": random.getstate(), "numpy": np.random.get_state(),
+              "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    import random
+
+    import numpy as np
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

@@ -16,7 +16,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 HOOK_PARAMETERS = {"train.save_interval": "5", "eval.save_interval": "1"}
-LOSS_TENSOR = "CrossEntropyLoss_output_0"
+LOSS_TENSOR = ".*Loss_output_0"  # CrossEntropyLoss or OrdinalNLLLoss
 COLLECTIONS = {
     "weights": dict(HOOK_PARAMETERS),
     "gradients": dict(HOOK_PARAMETERS),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Mapping
 
 DEFAULT_BASE_DIR = "/opt/ml"
+DEFAULT_MASTER_PORT = 29500
 
 
 class HyperparameterError(ValueError):
@@ -63,6 +64,24 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="smdebug hook (default: on when SageMaker passed a DebugHookConfig)")
     p.add_argument("--log-interval", type=int, default=20, help="steps between progress lines")
     p.add_argument("--resume", default="", help="checkpoint file to resume from")
+    # scale: spot resume, profiling, rules
+    p.add_argument("--checkpoint-steps", type=int, default=50,
+                   help="also checkpoint every N train steps (0: only at epoch ends)")
+    p.add_argument("--profile-steps", type=int, default=10,
+                   help="torch.profiler on this many train steps of the first epoch (0: off)")
+    p.add_argument("--rules", type=str2bool, default=True,
+                   help="evaluate the debugger rules on the saved trial after training")
+    # recipe
+    p.add_argument("--balanced-sampling", type=str2bool, default=True,
+                   help="draw training images with class-balanced weights (with replacement)")
+    p.add_argument("--augment", type=str2bool, default=True,
+                   help="flips, 90-degree turns, small rotations, colour jitter (PIL, before preprocess)")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--head", choices=("softmax", "ordinal"), default="softmax",
+                   help="softmax: cross-entropy; ordinal: cumulative-logit head (counts are ordered)")
+    p.add_argument("--warmup-epochs", type=float, default=0.5,
+                   help="linear LR warm-up before the cosine decay")
+    p.add_argument("--amp", type=str2bool, default=True, help="mixed precision (GPU only)")
     return p
 
 
@@ -85,12 +104,24 @@ class Hyperparameters:
     debug_hook: bool | None
     log_interval: int
     resume: str
+    checkpoint_steps: int
+    profile_steps: int
+    rules: bool
+    balanced_sampling: bool
+    augment: bool
+    label_smoothing: float
+    head: str
+    warmup_epochs: float
+    amp: bool
 
     def __post_init__(self) -> None:
         checks = [(self.lr > 0, "lr must be > 0"), (self.batch_size > 0, "batch-size must be > 0"),
                   (self.epochs > 0, "epochs must be > 0"), (self.image_size >= 32, "image-size must be >= 32"),
                   (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
-                   and self.val_fraction + self.test_fraction < 1, "fractions must leave data to train on")]
+                   and self.val_fraction + self.test_fraction < 1, "fractions must leave data to train on"),
+                  (self.checkpoint_steps >= 0, "checkpoint-steps must be >= 0"),
+                  (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
+                  (self.warmup_epochs >= 0, "warmup-epochs must be >= 0")]
         for ok, msg in checks:
             if not ok:
                 raise HyperparameterError(msg)
@@ -122,6 +153,13 @@ class TrainingEnv:
     debug_hook_config: Path | None
     tensor_dir: Path
     interactive: bool = field(default=False)
+    # torch.distributed rendezvous: MASTER_ADDR / MASTER_PORT (torchrun's names) when
+    # set, else hosts[0] and DEFAULT_MASTER_PORT; tests point them at loopback
+    master_addr: str = ""
+    master_port: int = 0
+    network_interface: str = ""
+    # channel -> S3DistributionType ("FullyReplicated" or "ShardedByS3Key")
+    distribution: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_distributed(self) -> bool:
@@ -143,6 +181,7 @@ class TrainingEnv:
         hosts = tuple(json.loads(env["SM_HOSTS"])) if "SM_HOSTS" in env else tuple(
             resources.get("hosts", ["algo-1"]))
         hook_config = config / "debughookconfig.json"
+        channel_config = _read_json(config / "inputdataconfig.json")
         return cls(
             hp=Hyperparameters.parse(argv),
             base_dir=base,
@@ -158,6 +197,11 @@ class TrainingEnv:
             debug_hook_config=hook_config if hook_config.is_file() else None,
             tensor_dir=output_dir / "tensors",
             interactive=interactive,
+            master_addr=env.get("MASTER_ADDR", hosts[0]),
+            master_port=int(env.get("MASTER_PORT", DEFAULT_MASTER_PORT)),
+            network_interface=resources.get("network_interface_name", ""),
+            distribution={name: c.get("S3DistributionType", "FullyReplicated")
+                          for name, c in channel_config.items()},
         )
 
 

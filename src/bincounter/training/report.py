@@ -15,14 +15,15 @@ from bincounter.metrics import Evaluation  # noqa: E402
 ABID_BASELINE = {"accuracy": 0.5567, "rmse": 0.930}
 
 
-def write_report(out_dir: Path, evaluation: Evaluation, history: list[dict], extra: dict) -> Path:
+def write_report(out_dir: Path, evaluation: Evaluation, history: list[dict], extra: dict,
+                 sections: list[str] | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {"test": evaluation.to_dict(), "history": history, "abid_baseline": ABID_BASELINE, **extra}
     (out_dir / "evaluation.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
     md = [f"# Evaluation on the test split ({evaluation.n} images)", "",
           f"Accuracy {evaluation.accuracy * 100:.2f} %, RMSE {evaluation.rmse:.3f} "
           f"(ABID challenge baseline: {ABID_BASELINE['accuracy'] * 100:.2f} %, "
-          f"RMSE {ABID_BASELINE['rmse']:.3f})", "", evaluation.table(), ""]
+          f"RMSE {ABID_BASELINE['rmse']:.3f})", "", evaluation.table(), "", *(sections or [])]
     (out_dir / "evaluation.md").write_text("\n".join(md), encoding="utf-8")
     plot_confusion(evaluation, out_dir / "confusion_matrix.png")
     plot_curves(history, out_dir / "training_curves.png")

@@ -1,0 +1,160 @@
+"""The train and evaluation loops: resumable mid-epoch, data parallel, stoppable.
+
+A checkpoint records where to continue: ``epoch`` and ``step`` (batches done
+in that epoch) with the epoch's running sums, so a resumed run replays the
+same batches (``EpochSampler``) and prints the same metric lines as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from bincounter.labels import CountRange
+from bincounter.metadata import NoUsableDataError
+from bincounter.metrics import evaluate_counts
+from bincounter.training import checkpoint, distributed
+from bincounter.training.distributed import World
+from bincounter.training.profiling import StepProfiler, StepTimer
+from bincounter.training.recipe import Head
+from bincounter.training.spot import Interrupted, StopFlag
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Trainer:
+    model: nn.Module              # DDP-wrapped on several hosts
+    head: Head
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    world: World
+    stop: StopFlag
+    checkpoint_dir: Path
+    checkpoint_steps: int
+    log_interval: int
+    args: dict
+    hook: object = None
+    timer: StepTimer = field(default_factory=StepTimer)
+    profiler: StepProfiler | None = None
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def net(self) -> nn.Module:
+        return distributed.unwrap(self.model)
+
+    def save(self, epoch: int, step: int, steps_per_epoch: int, sums: list[float]) -> None:
+        """Rank 0 writes; the state says where to continue (epoch, batches done)."""
+        if not self.world.is_main:
+            return
+        state = {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                 "epoch": epoch, "step": step, "epoch_sums": list(sums), "history": list(self.history),
+                 "rng": checkpoint.rng_states(), "args": self.args, "steps_per_epoch": steps_per_epoch}
+        path = checkpoint.save_checkpoint(state, self.checkpoint_dir,
+                                          step=(epoch - 1) * steps_per_epoch + step)
+        checkpoint.prune(self.checkpoint_dir)
+        log.info("checkpoint %s (epoch %d, %d/%d steps done)", path.name, epoch, step, steps_per_epoch)
+
+    def restore(self, state: dict) -> None:
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        checkpoint.restore_rng_states(state["rng"])
+        self.history = list(state["history"])
+
+    def stop_requested(self) -> bool:
+        # every rank must stop at the same step, or the others hang in all-reduce
+        flag = 1.0 if self.stop.requested else 0.0
+        return distributed.all_sum([flag], self.world)[0] > 0 if self.world.active else flag > 0
+
+    def train_one_epoch(self, loader, sampler, epoch: int, start_step: int, steps: int,
+                        sums: list[float]) -> dict:
+        """Run batches ``start_step..steps`` of ``epoch``; ``sums`` = [loss*n, correct, n]."""
+        self.model.train()
+        if self.hook is not None:
+            from smdebug import modes
+            self.hook.set_mode(modes.TRAIN)
+        sampler.set_epoch(epoch, start_batch=start_step, num_batches=steps)
+        use_amp = self.device.type == "cuda" and self.scaler.is_enabled()
+        step, t0, seen0 = start_step, time.monotonic(), sums[2]
+        self.timer.restart()
+        for batch in loader:
+            self.timer.batch_arrived()
+            step += 1
+            if batch is not None:
+                x = batch[0].to(self.device, non_blocking=True)
+                y = batch[1].to(self.device, non_blocking=True)
+                with torch.autocast(self.device.type, enabled=use_amp):
+                    out = self.model(x)
+                    loss = self.head.criterion(out.float(), y)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                pred = self.head.probabilities(out.detach().float()).argmax(1)
+                sums[0] += loss.item() * len(y)
+                sums[1] += int((pred == y).sum())
+                sums[2] += len(y)
+            self.scheduler.step()
+            self.timer.step_done(self.device)
+            if self.profiler is not None:
+                self.profiler.step()
+            if step % self.log_interval == 0:
+                rate = (sums[2] - seen0) / max(1e-9, time.monotonic() - t0)
+                log.info("epoch %d step %d/%d loss %.4f %.1f img/s", epoch, step, steps,
+                         sums[0] / max(1, sums[2]), rate)
+            if self.stop_requested():
+                self.save(epoch, step, steps, sums)
+                raise Interrupted(f"stopped by {self.stop.signal_name or 'a peer'} at epoch {epoch} "
+                                  f"step {step}/{steps}; checkpoint saved to {self.checkpoint_dir}")
+            if self.checkpoint_steps and step % self.checkpoint_steps == 0 and step < steps:
+                self.save(epoch, step, steps, sums)
+        total = distributed.all_sum(list(sums), self.world)
+        if total[2] == 0:
+            raise NoUsableDataError("no training image could be decoded")
+        return {"loss": total[0] / total[2], "accuracy": total[1] / total[2]}
+
+    @torch.no_grad()
+    def evaluate(self, loader, count_range: CountRange,
+                 on_stop: Callable[[], None] | None = None) -> dict:
+        """Metrics over every rank's share of ``loader``'s split."""
+        net = self.net.eval()  # unwrapped: DDP's forward would sync buffers per batch
+        if self.hook is not None:
+            from smdebug import modes
+            self.hook.set_mode(modes.EVAL)
+        loss_sum, probs, targets = 0.0, [], []
+        for batch in loader:
+            if self.stop.requested and not self.world.active:
+                if on_stop is not None:
+                    on_stop()
+                raise Interrupted(f"stopped by {self.stop.signal_name} during evaluation; "
+                                  f"checkpoint saved to {self.checkpoint_dir}")
+            if batch is None:
+                continue
+            x, y = batch[0].to(self.device), batch[1].to(self.device)
+            out = net(x).float()
+            loss_sum += self.head.criterion(out, y).item() * len(y)
+            probs.append(self.head.probabilities(out).cpu().numpy())
+            targets.append(y.cpu().numpy())
+        parts = distributed.gather((loss_sum, probs, targets), self.world)
+        loss_sum = sum(p[0] for p in parts)
+        probs = [a for p in parts for a in p[1]]
+        targets = [a for p in parts for a in p[2]]
+        if not targets:
+            raise NoUsableDataError("no evaluation image could be decoded")
+        p, t = np.concatenate(probs), np.concatenate(targets)
+        ev = evaluate_counts(t + count_range.min_count, p.argmax(1) + count_range.min_count,
+                             count_range.counts)
+        return {"loss": loss_sum / len(t), "accuracy": ev.accuracy, "rmse": ev.rmse, "evaluation": ev}

@@ -1,0 +1,61 @@
+"""What a finished run leaves behind: model.pth, model.onnx, model.json, the report."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from importlib import metadata
+
+import torch
+from torch import nn
+
+from bincounter.labels import CountRange
+from bincounter.modelcard import MODEL_ONNX, MODEL_PTH, ModelCard
+from bincounter.preprocess import PreprocessSpec
+from bincounter.training.environment import TrainingEnv
+from bincounter.training.export import export_onnx
+from bincounter.training.models import build_model
+from bincounter.training.recipe import Head
+from bincounter.training.report import write_report
+
+log = logging.getLogger(__name__)
+VERSIONED = ("bincounter", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pillow")
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: PreprocessSpec,
+                  count_range: CountRange, test_loader, history: list[dict], test: dict,
+                  splits: dict, extra: dict, sections: list[str]) -> ModelCard:
+    hp = env.hp
+    env.model_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    torch.save(state, env.model_dir / MODEL_PTH)
+    # export a fresh copy: the trained instance carries smdebug's forward hooks
+    clean = head.replace(build_model(hp.arch, count_range.num_classes, pretrained=False),
+                         count_range.num_classes)
+    clean.load_state_dict(state)
+    batch = next(b for b in test_loader if b is not None)[0][:8]
+    parity = export_onnx(clean, batch, env.model_dir / MODEL_ONNX, to_probabilities=head.probabilities)
+    ev = test["evaluation"]
+    card = ModelCard(
+        classes=count_range.counts, preprocess=spec, arch=hp.arch,
+        metrics={"test": {"accuracy": ev.accuracy, "rmse": ev.rmse, "loss": test["loss"], "n": ev.n},
+                 "validation": {k: history[-1][k] for k in ("val_loss", "val_accuracy", "val_rmse")}
+                 if history else {}},
+        versions=versions(),
+        training={"hyperparameters": hp.to_dict(), "split_sizes": {k: len(v) for k, v in splits.items()},
+                  "onnx_parity_max_abs_diff": parity, "head": head.kind})
+    card.write(env.model_dir)
+    report = write_report(env.output_data_dir, ev, history, {"model": card.to_dict(), **extra}, sections)
+    log.info("test accuracy %.2f %%, RMSE %.3f; report %s\n%s", ev.accuracy * 100, ev.rmse,
+             report, ev.table())
+    return card
