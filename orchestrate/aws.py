@@ -48,8 +48,9 @@ def client(sess: boto3.Session, service: str) -> Any:
     return sess.client(service, config=RETRIES)
 
 
-def unsigned_s3(sess: boto3.Session) -> Any:
-    return sess.client("s3", config=UNSIGNED_CONFIG)
+def unsigned_s3(sess: boto3.Session, region: str, endpoint_url: str = "") -> Any:
+    """Anonymous S3 in the source bucket's region; ``endpoint_url`` beats AWS_ENDPOINT_URL*."""
+    return sess.client("s3", region_name=region, endpoint_url=endpoint_url or None, config=UNSIGNED_CONFIG)
 
 
 def unique_name(stack: str, kind: str, limit: int = 63) -> str:

@@ -41,14 +41,15 @@ def cmd_data(a, cfg: Config, sess) -> int:
     from orchestrate import data
 
     d = cfg.data
+    source = aws.unsigned_s3(sess, d.source_region, d.source_endpoint_url)
     if d.file_list:
         ids = data.read_file_list(d.file_list)
     elif d.per_class > 0:
-        ids = data.pick_per_class(aws.unsigned_s3(sess), d.source_bucket, d.per_class, d.workers)
+        ids = data.pick_per_class(source, d.source_bucket, d.per_class, d.workers)
     else:
         raise ConfigError("say which bins: data.file_list (--file-list) or data.per_class (--per-class)")
     log.info("%d bins requested from s3://%s", len(ids), d.source_bucket)
-    channels = data.run(aws.unsigned_s3(sess), aws.client(sess, "s3"), source_bucket=d.source_bucket, ids=ids,
+    channels = data.run(source, aws.client(sess, "s3"), source_bucket=d.source_bucket, ids=ids,
                         dest=d.local_dir, bucket=cfg.require("aws", "bucket"), prefix=cfg.aws.prefix,
                         seed=d.seed, fractions=tuple(d.fractions), workers=d.workers, skip_failed=a.skip_failed)
     for name, uri in channels.items():

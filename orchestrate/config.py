@@ -43,6 +43,8 @@ class ImagesSection:
 @dataclass
 class DataSection:
     source_bucket: str = "aft-vbi-pds"
+    source_region: str = "us-east-1"
+    source_endpoint_url: str = ""
     file_list: str = ""
     per_class: int = 0
     local_dir: str = "data/abid"

@@ -9,6 +9,7 @@ that passed validation, to show which ones were made.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,7 @@ def moto_url():
 def aws(moto_url, monkeypatch, tmp_path):
     """Fresh moto state; env with fake credentials and the endpoint; a session recording calls."""
     urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).close()
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith(("AWS_", "ORCHESTRATE_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
