@@ -96,7 +96,7 @@ def _fetch(s3, bucket: str, key: str, path: Path) -> str:
         raise DataError(f"short read: {len(body)} of {obj['ContentLength']} bytes")
     etag = obj.get("ETag", "").strip('"')
     # A multipart ETag ("md5-N") is not the object's MD5; a single-part one is.
-    if etag and "-" not in etag and hashlib.md5(body).hexdigest() != etag:
+    if etag and "-" not in etag and hashlib.md5(body, usedforsecurity=False).hexdigest() != etag:
         raise DataError("content does not match the object's ETag (MD5)")
     if path.suffix == ".json":
         try:
@@ -105,8 +105,11 @@ def _fetch(s3, bucket: str, key: str, path: Path) -> str:
             raise DataError(f"metadata is not JSON: {exc}") from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
-    tmp.write_bytes(body)
-    os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+    try:
+        tmp.write_bytes(body)
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+    finally:
+        tmp.unlink(missing_ok=True)
     return "downloaded"
 
 
