@@ -133,6 +133,10 @@ def fetch_s3(s3_client, ref: S3Ref, settings: Settings, content_type: str | None
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("NoSuchKey", "NoSuchBucket", "404"):
             raise BadRequest(f"no such S3 object: {ref.uri}", status=404) from None
+        if code in ("AccessDenied", "403"):
+            # without s3:ListBucket (not granted, on purpose) S3 reports a missing key this way
+            raise BadRequest(f"no such S3 object, or not readable by this function: {ref.uri}",
+                             status=404) from None
         raise Reply(502, f"cannot read {ref.uri}: {code or exc}", code) from None
     if obj.get("ContentLength", 0) > MAX_IMAGE_BYTES:
         obj["Body"].close()

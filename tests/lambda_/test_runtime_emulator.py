@@ -36,15 +36,17 @@ def test_aws_cli_invoke_endpoint_passes_type_and_custom_attributes_through(runti
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
-def test_curl_with_sigv4_gets_the_prediction_and_the_variant_header(runtime_emulator, bin_jpg):
-    done = subprocess.run(["curl", "-sS", "-D", "-", "--aws-sigv4", "aws:amz:us-east-1:sagemaker",
+def test_curl_with_sigv4_gets_the_prediction_and_the_variant_header(runtime_emulator, bin_jpg, tmp_path):
+    head_file, body_file = tmp_path / "head", tmp_path / "body"
+    done = subprocess.run(["curl", "-sS", "-D", str(head_file), "-o", str(body_file),
+                           "--aws-sigv4", "aws:amz:us-east-1:sagemaker",
                            "--user", "testing:testing", "-H", "Content-Type: image/jpeg",
                            "-H", "Accept: application/json", "--data-binary", f"@{bin_jpg}",
                            f"{runtime_emulator.url}/endpoints/{ENDPOINT}/invocations"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    head, _, body = done.stdout.partition("\r\n\r\n")
+    head = head_file.read_text()
     assert head.startswith("HTTP/1.1 200")
     assert "x-amzn-invoked-production-variant: alltraffic" in head.lower()
-    prediction = json.loads(body)
+    prediction = json.loads(body_file.read_text())
     assert prediction["count"] in range(1, 6) and "verification" not in prediction
