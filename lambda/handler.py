@@ -9,7 +9,7 @@ Configuration (environment):
   CORS_ALLOW_HEADERS      default "Content-Type,Authorization"
   S3_ALLOWED_PREFIX       e.g. s3://bucket/incoming/ ; unset: s3_uri input is refused
   CONNECT_TIMEOUT_S       default 2
-  READ_TIMEOUT_S          default 20 (an endpoint answers within 60 s; API Gateway waits 29 s)
+  READ_TIMEOUT_S          default 6 (a prediction takes well under 1 s)
   MAX_ATTEMPTS            default 3 tries in all (botocore standard retry mode: throttling,
                           5xx and timeouts are retried with backoff)
   LOG_LEVEL               default INFO
@@ -59,8 +59,9 @@ class Settings:
     cors_allow_origin: str | None = None
     cors_allow_headers: str = "Content-Type,Authorization"
     s3_allowed_prefix: str | None = None
+    # worst case 3 x (2 + 6) s + backoff stays under API Gateway's 29 s and a 30 s function timeout
     connect_timeout: float = 2.0
-    read_timeout: float = 20.0
+    read_timeout: float = 6.0
     max_attempts: int = 3
 
     @classmethod
