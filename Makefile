@@ -17,6 +17,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
+# seed recipe vs ours on ../shared/data/abid-sample (CPU-heavy: ~15 min on 2 cores)
+.PHONY: bench-train
+bench-train: $(STAMP)
+	$(BIN)/python benchmarks/bench_train.py $(BENCH_ARGS)
+
 lock:
 	requirements/lock.sh
 

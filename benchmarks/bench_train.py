@@ -1,0 +1,157 @@
+"""Model quality: the seed's recipe vs ours, side by side, on the real ABID sample.
+
+    python benchmarks/bench_train.py [--data ../shared/data/abid-sample] [--budget small]
+
+Both recipes train through the real toolkit ``train`` (train.py) with the same
+arch, image size, epochs, images and held-out split (fixed by ``--split-seed``,
+independent of the training seed); each runs with two training seeds, so the
+seed-to-seed spread is printed next to the difference between recipes. The
+held-out images keep the sample's natural count distribution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bincounter.labels import CountRange
+from bincounter.metadata import scan_dataset
+from bincounter.optml import build_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_CMD = str(Path(sys.executable).with_name("train"))
+COMMON = {"arch": "resnet18", "pretrained": "false", "batch-size": "32", "num-workers": "1",
+          "lr": "0.05", "profile-steps": "0", "checkpoint-steps": "0", "log-interval": "50"}
+# the seed: plain cross-entropy, SGD + cosine, no balancing, no augmentation
+SEED_RECIPE = {"balanced-sampling": "false", "augment": "false", "label-smoothing": "0",
+               "warmup-epochs": "0", "head": "softmax"}
+OURS = {}  # train.py's defaults are the recipe under test
+RECIPES = {"seed": SEED_RECIPE, "ours": OURS}
+
+
+def link_channel(samples, out: Path) -> Path:
+    """An ABID-layout folder of symlinks: the photos never leave ../shared."""
+    for sub in ("images", "metadata"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for s in samples:
+        (out / "images" / s.image_path.name).symlink_to(s.image_path.resolve())
+        meta = s.image_path.parent.parent / "metadata" / f"{s.image_path.stem}.json"
+        (out / "metadata" / meta.name).symlink_to(meta.resolve())
+    return out
+
+
+def make_channels(data: Path, work: Path, n_train: int, n_val: int, n_test: int, split_seed: int) -> dict:
+    samples, _ = scan_dataset(data, CountRange(1, 5))
+    samples = sorted(samples, key=lambda s: s.id)
+    random.Random(split_seed).shuffle(samples)
+    if len(samples) < n_train + n_val + n_test:
+        raise SystemExit(f"{data} has {len(samples)} usable images; asked for {n_train + n_val + n_test}")
+    parts = {"test": samples[:n_test], "validation": samples[n_test:n_test + n_val],
+             "training": samples[n_test + n_val:n_test + n_val + n_train]}
+    return {name: link_channel(part, work / "channels" / name) for name, part in parts.items()}
+
+
+def train_once(work: Path, channels: dict, recipe: str, seed: int, hps: dict) -> dict:
+    base = work / f"{recipe}-seed{seed}"
+    build_tree(base, channels, {**COMMON, **hps, **RECIPES[recipe], "seed": str(seed)})
+    shutil.copytree(ROOT / "training-image" / "code", base / "code", dirs_exist_ok=True)
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_PROGRAM": "train.py",
+           "SM_STUDIO_LOCAL_MODE": "True"}
+    t0 = time.monotonic()
+    proc = subprocess.run([TRAIN_CMD], env=env, capture_output=True, text=True)
+    seconds = time.monotonic() - t0
+    (base / "train.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"{recipe} seed {seed} failed; log in {base / 'train.log'}")
+    report = json.loads((base / "output" / "data" / "evaluation.json").read_text())
+    test = report["test"]
+    return {"recipe": recipe, "seed": seed, "accuracy": test["accuracy"], "rmse": test["rmse"],
+            "per_class": test["per_class"], "seconds": round(seconds, 1),
+            "data_wait_share": report["profile"]["step_timing"]["data_wait_share"]}
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+def summarise(results: list[dict]) -> str:
+    lines = ["| recipe | seed | accuracy % | RMSE | train s | data wait % |", "|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['recipe']} | {r['seed']} | {r['accuracy'] * 100:.2f} | {r['rmse']:.3f} "
+                     f"| {r['seconds']:.0f} | {r['data_wait_share'] * 100:.1f} |")
+    by = {name: [r for r in results if r["recipe"] == name] for name in RECIPES}
+    stats = {name: {"acc": mean([r["accuracy"] for r in rs]), "rmse": mean([r["rmse"] for r in rs]),
+                    "acc_spread": max(r["accuracy"] for r in rs) - min(r["accuracy"] for r in rs),
+                    "rmse_spread": max(r["rmse"] for r in rs) - min(r["rmse"] for r in rs)}
+             for name, rs in by.items()}
+    noise_acc = max(s["acc_spread"] for s in stats.values())
+    noise_rmse = max(s["rmse_spread"] for s in stats.values())
+    d_acc = stats["ours"]["acc"] - stats["seed"]["acc"]
+    d_rmse = stats["seed"]["rmse"] - stats["ours"]["rmse"]
+    lines += ["", "| recipe | mean accuracy % | mean RMSE | seed spread acc (pp) | seed spread RMSE |",
+              "|---|---|---|---|---|"]
+    for name, s in stats.items():
+        lines.append(f"| {name} | {s['acc'] * 100:.2f} | {s['rmse']:.3f} | {s['acc_spread'] * 100:.2f} "
+                     f"| {s['rmse_spread']:.3f} |")
+    lines += ["", f"ours - seed: accuracy {d_acc * 100:+.2f} pp (noise {noise_acc * 100:.2f} pp), "
+              f"RMSE {-d_rmse:+.3f} (noise {noise_rmse:.3f}); ratio ours/seed accuracy "
+              f"{stats['ours']['acc'] / max(stats['seed']['acc'], 1e-9):.3f}, RMSE "
+              f"{stats['ours']['rmse'] / max(stats['seed']['rmse'], 1e-9):.3f}",
+              "verdict: " + ("ours better on both, beyond the seed noise"
+                             if d_acc > noise_acc and d_rmse > noise_rmse else
+                             "NOT better on both beyond the seed noise")]
+    lines += ["", "| count | " + " | ".join(f"{n} acc % | {n} RMSE" for n in RECIPES) + " |",
+              "|---|" + "---|---|" * len(RECIPES)]
+    for c in ("1", "2", "3", "4", "5"):
+        cells = []
+        for rs in by.values():
+            cells += [f"{mean([r['per_class'][c]['accuracy'] for r in rs]) * 100:.1f}",
+                      f"{mean([r['per_class'][c]['rmse'] for r in rs]):.3f}"]
+        n = by["seed"][0]["per_class"][c]["n"]
+        lines.append(f"| {c} (n={n}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "abid-sample")
+    p.add_argument("--work", type=Path, default=Path("/tmp/bench_train"))
+    p.add_argument("--train", type=int, default=1200, help="training images")
+    p.add_argument("--val", type=int, default=200)
+    p.add_argument("--test", type=int, default=500)
+    p.add_argument("--image-size", default="112")
+    p.add_argument("--epochs", default="3")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--split-seed", type=int, default=2024)
+    a = p.parse_args(argv)
+    if not (a.data / "metadata").is_dir():
+        raise SystemExit(f"no ABID sample at {a.data}")
+    shutil.rmtree(a.work, ignore_errors=True)
+    channels = make_channels(a.data, a.work, a.train, a.val, a.test, a.split_seed)
+    hps = {"image-size": a.image_size, "epochs": a.epochs}
+    print(f"resnet18 from scratch, {a.image_size} px, {a.epochs} epochs, {a.train} train / {a.val} val / "
+          f"{a.test} test images (split seed {a.split_seed}), seeds {a.seeds}, {os.cpu_count()} CPUs "
+          f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+    results = []
+    for seed in a.seeds:
+        for recipe in RECIPES:
+            r = train_once(a.work, channels, recipe, seed, hps)
+            print(f"  {recipe} seed {seed}: accuracy {r['accuracy'] * 100:.2f} %, RMSE {r['rmse']:.3f}, "
+                  f"{r['seconds']:.0f} s", flush=True)
+            results.append(r)
+    table = summarise(results)
+    print(table)
+    (a.work / "results.json").write_text(json.dumps(results, indent=2))
+    (a.work / "results.md").write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
