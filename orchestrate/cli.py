@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def _echo(text: str) -> None:
+    """Progress lines: rewritten in place on a terminal, one line per update in a log."""
+    if not sys.stderr.isatty():
+        text = text.strip("\r\n") + "\n" if text.strip() else ""
     sys.stderr.write(text)
     sys.stderr.flush()
 
