@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Callable
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bincounter.modelcard import ModelCard, ModelCardError
 from bincounter.serving import codec
@@ -27,6 +28,19 @@ log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._:-]")
 # Well inside SageMaker's 60 s per invocation.
 INVOCATION_LOAD_WAIT_S = 30.0
+# Well inside the platform's 2 s ping timeout; spares a 503 when the load is about to finish.
+PING_LOAD_WAIT_S = 1.0
+# An oversized body up to this size is read and dropped before the 413, so the
+# client, still sending, receives the answer instead of a connection reset.
+DRAIN_LIMIT_BYTES = 4 * MAX_BODY_BYTES
+
+
+def _drain(stream, nbytes: int) -> None:
+    while nbytes > 0:
+        chunk = stream.read(min(nbytes, 1 << 16))
+        if not chunk:
+            return
+        nbytes -= len(chunk)
 
 
 class ModelState:
@@ -45,7 +59,8 @@ class ModelState:
                 self.handler = load()
             except BaseException as exc:  # any load failure must surface, never hang readiness
                 self.error = f"model failed to load: {exc}"
-                log.exception("model failed to load")
+                # a bad model directory is the operator's to fix: the reason, no traceback
+                log.error("%s", self.error, exc_info=not isinstance(exc, ModelCardError))
                 if on_failure is not None:
                     on_failure(exc)
             finally:
@@ -98,6 +113,10 @@ def create_app(settings: ServeSettings,
         given = request.headers.get("X-Request-Id") or request.headers.get(
             "X-Amzn-SageMaker-Inference-Id") or ""
         g.request_id = _SAFE_ID.sub("", given)[:128] or uuid.uuid4().hex
+        length = request.content_length
+        if length is not None and length > MAX_BODY_BYTES:
+            _drain(request.environ["wsgi.input"], min(length, DRAIN_LIMIT_BYTES))
+            raise RequestEntityTooLarge()
 
     @app.after_request
     def _log(response: Response) -> Response:
@@ -118,7 +137,7 @@ def create_app(settings: ServeSettings,
 
     @app.get("/ping")
     def ping():
-        state.get()
+        state.get(wait=PING_LOAD_WAIT_S)
         return Response(b"", status=200)
 
     @app.post("/invocations")
