@@ -22,6 +22,11 @@ demo: $(STAMP)
 bench-train: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py $(BENCH_ARGS)
 
+# serve vs a seed-style torch server, same ResNet50, 4 clients x 20 s each (~2 min)
+.PHONY: bench-serve
+bench-serve: $(STAMP)
+	$(BIN)/python benchmarks/bench_serve.py $(BENCH_ARGS)
+
 lock:
 	requirements/lock.sh
 
