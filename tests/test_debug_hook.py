@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import make_opt_ml, run_toolkit_train
+from toolkit_helpers import make_opt_ml, run_toolkit_train
 
 pytestmark = pytest.mark.slow
 

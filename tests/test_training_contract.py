@@ -10,7 +10,7 @@ import pytest
 
 from bincounter.modelcard import ModelCard
 from bincounter.training.metriclog import METRIC_DEFINITIONS
-from conftest import make_opt_ml, run_toolkit_train
+from toolkit_helpers import make_opt_ml, run_toolkit_train
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,45 @@
+"""Running the real sagemaker-training toolkit on a temporary /opt/ml tree.
+
+Importable by name from any test folder (pytest's ``pythonpath`` has tests/);
+``import conftest`` would find whichever conftest.py pytest loaded last.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "abid-sample"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TRAIN_CMD = str(Path(sys.executable).with_name("train"))
+
+
+def make_opt_ml(base: Path, channels: dict[str, Path], hyperparameters: dict | None = None) -> Path:
+    """Copy the /opt/ml fixture tree to ``base``, add channels, code and hyperparameter overrides."""
+    import json
+
+    shutil.copytree(FIXTURES / "opt_ml", base, dirs_exist_ok=True)
+    for name, src in channels.items():
+        (base / "input" / "data").mkdir(parents=True, exist_ok=True)
+        (base / "input" / "data" / name).symlink_to(src, target_is_directory=True)
+    config = base / "input" / "config"
+    if hyperparameters:
+        hps = json.loads((config / "hyperparameters.json").read_text())
+        hps.update({k: str(v) for k, v in hyperparameters.items()})
+        (config / "hyperparameters.json").write_text(json.dumps(hps))
+    idc = {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
+                  "RecordWrapperType": "None"} for name in channels}
+    (config / "inputdataconfig.json").write_text(json.dumps(idc))
+    shutil.copytree(ROOT / "training-image" / "code", base / "code")
+    return base
+
+
+def run_toolkit_train(base: Path, timeout: int = 600, extra_env: dict | None = None):
+    """The sagemaker-training toolkit's own ``train`` command on the tree at ``base``."""
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_PROGRAM": "train.py",
+           "SM_STUDIO_LOCAL_MODE": "True", **(extra_env or {})}
+    return subprocess.run([TRAIN_CMD], env=env, capture_output=True, text=True, timeout=timeout)
