@@ -123,3 +123,11 @@ def test_preflight_gets_cors_headers_and_no_endpoint_call(monkeypatch):
     reply = handler.lambda_handler(event, None)
     assert reply["statusCode"] == 204
     assert reply["headers"]["Access-Control-Allow-Origin"] == "*"
+
+
+def test_a_bad_timeout_setting_is_a_500_naming_it(monkeypatch):
+    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
+    monkeypatch.setenv("READ_TIMEOUT_S", "soon")
+    reply = handler.lambda_handler(load_event("direct-image", b"\xff\xd8\xff"), None)
+    assert reply["statusCode"] == 500
+    assert "bad timeout / attempts setting" in _error(reply) and "soon" in _error(reply)
