@@ -1,0 +1,51 @@
+"""Two hosts as two local toolkit processes: one DDP training, not two trainings."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from scale_helpers import (TINY, final_digest, free_port, make_opt_ml,  # noqa: F401
+                           other_tiny_bins, start_toolkit, tiny_bins, write_config)
+
+HOSTS = ["algo-1", "algo-2"]
+
+
+def _host_tree(base, channel, host: str):
+    base = make_opt_ml(base, {"training": channel}, {**TINY, "checkpoint-steps": "0"})
+    write_config(base, "resourceconfig.json", {
+        "current_host": host, "hosts": HOSTS,
+        # the interface gloo binds to: loopback here, eth0 on SageMaker
+        "network_interface_name": "lo"})
+    # each host sees different images, as with S3DistributionType=ShardedByS3Key
+    write_config(base, "inputdataconfig.json", {"training": {
+        "TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key", "RecordWrapperType": "None"}})
+    return base
+
+
+@pytest.mark.slow
+def test_two_hosts_average_gradients_and_only_rank_0_writes(tmp_path, tiny_bins, other_tiny_bins):
+    bases = [_host_tree(tmp_path / "algo-1", tiny_bins, "algo-1"),
+             _host_tree(tmp_path / "algo-2", other_tiny_bins, "algo-2")]
+    # hosts[0] stays the master in the contract; MASTER_ADDR points its name at loopback
+    rendezvous = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    runs = [start_toolkit(b, rendezvous) for b in bases]
+    logs = [r.communicate(timeout=600)[0] for r in runs]
+    for r, log in zip(runs, logs):
+        assert r.returncode == 0, log[-3000:]
+
+    assert "joining tcp://127.0.0.1" in logs[0] and "as rank 0 of 2" in logs[0]
+    assert "as rank 1 of 2" in logs[1]
+    # different data on each host, yet the same weights: the gradients were averaged
+    assert final_digest(logs[0]) == final_digest(logs[1])
+
+    assert {"model.pth", "model.onnx", "model.json"} <= {p.name for p in (bases[0] / "model").iterdir()}
+    assert not any((bases[1] / "model").iterdir()) if (bases[1] / "model").exists() else True
+    assert (bases[0] / "output" / "data" / "evaluation.json").exists()
+    assert not (bases[1] / "output" / "data" / "evaluation.json").exists()
+    assert list((bases[0] / "checkpoints").glob("checkpoint-*.pt"))
+    assert not (bases[1] / "checkpoints").exists() or not list((bases[1] / "checkpoints").glob("*.pt"))
+    # metric lines once, from rank 0, with every host's validation images counted
+    assert re.findall(r"#metrics epoch=2 split=validation", logs[0])
+    assert "#metrics" not in logs[1]
