@@ -52,14 +52,15 @@ def _prob(env: Mapping[str, str], name: str) -> float | None:
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """Defaults measured on 2 vCPUs (README "Serving"): one worker per core,
-    one ONNX Runtime thread each; gthread with 2 threads so /ping is answered
-    while the other thread runs the model."""
+    """Defaults measured on 2 vCPUs (README "Serving", ``make bench-serve``):
+    one single-threaded (sync) worker per core with one ONNX Runtime thread
+    each. The kernel then hands each connection to an idle worker; threaded
+    workers queued requests behind a busy model and doubled p99."""
     model_dir: Path = Path(DEFAULT_MODEL_DIR)
     host: str = "0.0.0.0"
     port: int = 8080
     workers: int = field(default_factory=_cpus)
-    threads: int = 2
+    threads: int = 1
     intra_op_threads: int = 1
     # SageMaker allows 60 s per invocation; gunicorn kills a worker silent for longer.
     timeout: int = 60
