@@ -58,7 +58,7 @@ ECR             = $(or $(ECR_ACCOUNT),$(shell aws sts get-caller-identity --quer
 
 wheels:
 	$(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS) -r requirements/training.lock -r requirements/serving.lock
-	rm -rf $(WHEELS)/project && $(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS)/project .
+	rm -rf $(WHEELS)/project build/lib && $(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS)/project .
 
 images:
 	$(BUILD) -f training-image/Dockerfile -t $(TRAINING_IMAGE):$(IMAGE_TAG) .
