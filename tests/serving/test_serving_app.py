@@ -15,6 +15,7 @@ from serving_helpers import OPENAPI, call, encode, loaded_app
 
 from bincounter.modelcard import ModelCard
 from bincounter.serving.app import create_app
+from bincounter.serving.handler import Instance, ModelHandler
 from bincounter.serving.settings import ServeSettings
 
 pytestmark = pytest.mark.slow  # the session's model is trained by the toolkit
@@ -195,3 +196,11 @@ def test_every_request_logs_one_line_with_id_type_bytes_status_latency(client, b
     assert lines[0].startswith("request id=req-42 POST /invocations content_type=image/jpeg "
                                f"bytes={len(bin_jpegs[1])} status=200 latency_ms=")
     assert f"id={bad.headers['X-Request-Id']} " in lines[1] and "status=400" in lines[1]
+
+
+def test_the_handler_counts_without_any_web_server(client, trained_model, bin_jpegs):
+    handler = ModelHandler.load(trained_model)
+    [pred] = handler.handle([Instance(bin_jpegs[4], expected_quantity=4)])
+    served = call(client, "/invocations", bin_jpegs[4], {
+        "Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "expected_quantity=4"}).json()
+    assert pred == served
