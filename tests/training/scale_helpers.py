@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bincounter.synth import generate
-from toolkit_helpers import TRAIN_CMD, make_opt_ml, run_toolkit_train  # noqa: F401
+from toolkit_helpers import TRAIN_CMD, make_opt_ml, run_toolkit_train
 
 # 100 images at 32 px: 80 train (10 steps of 8), 10 validation, 10 test
 TINY = {"image-size": "32", "batch-size": "8", "epochs": "2", "lr": "0.01", "log-interval": "1",

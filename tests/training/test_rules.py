@@ -75,3 +75,15 @@ def test_the_saved_trial_reads_back_with_all_four_collections(healthy_run):
 def test_evaluate_rules_on_a_missing_folder_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="no_such_trial"):
         evaluate_rules(str(tmp_path / "no_such_trial"))
+
+
+def test_evaluate_rules_says_how_to_fix_a_process_that_loaded_the_wrong_protobuf_runtime(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"}
+    code = ("import onnx\nfrom bincounter.training.rules import evaluate_rules\n"
+            f"evaluate_rules({str(tmp_path)!r})\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python" in proc.stderr

@@ -27,6 +27,13 @@ def evaluate_rules(trial_path: str, rules: tuple[str, ...] = RULES) -> list[dict
     "steps_checked", "details", "parameters"}``."""
     # smdebug's generated protobuf code needs the pure-Python runtime
     os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+    from google.protobuf.internal import api_implementation
+
+    if api_implementation.Type() != "python":
+        raise RuntimeError(
+            "smdebug reads trials only with the pure-Python protobuf runtime, and protobuf was "
+            f"already loaded with {api_implementation.Type()!r}: set "
+            "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python before anything imports protobuf (onnx does)")
     from smdebug.trials import create_trial
 
     if not str(trial_path).startswith("s3://") and not Path(trial_path).is_dir():
