@@ -14,6 +14,7 @@ import os
 # the choice is fixed by the first protobuf import (onnx makes one): set it first.
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
+import contextlib  # noqa: E402
 import hashlib  # noqa: E402
 import logging  # noqa: E402
 import random  # noqa: E402
@@ -145,7 +146,7 @@ def _train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device,
         hook=hook, profiler=StepProfiler(env.output_data_dir, hp.profile_steps, device)
         if world.is_main else None)
 
-    epoch, step, sums = 1, 0, [0.0, 0.0, 0.0]
+    start_epoch, step, sums = 1, 0, [0.0, 0.0, 0.0]
     found = None
     if world.is_main:
         found = ((torch.load(hp.resume, map_location="cpu", weights_only=False), hp.resume)
@@ -153,18 +154,16 @@ def _train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device,
     state = distributed.broadcast(found[0] if found else None, world)
     if state is not None:
         trainer.restore(state)
-        epoch, step, sums = state["epoch"], state["step"], list(state["epoch_sums"])
+        start_epoch, step, sums = state["epoch"], state["step"], list(state["epoch_sums"])
         if state.get("steps_per_epoch", steps) != steps:
             log.warning("the checkpoint had %s steps per epoch, this run has %d: resuming at "
                         "the saved step anyway", state.get("steps_per_epoch"), steps)
         log.info("resumed from %s at epoch %d step %d/%d", found[1] if found else "rank 0's checkpoint",
-                 epoch, step, steps)
+                 start_epoch, step, steps)
 
     monitor = SystemMonitor(env.output_data_dir / "system_metrics.jsonl") if world.is_main else None
-    if monitor is not None:
-        monitor.__enter__()
-    try:
-        for epoch in range(epoch, hp.epochs + 1):
+    with monitor or contextlib.nullcontext():
+        for epoch in range(start_epoch, hp.epochs + 1):
             tr = trainer.train_one_epoch(loaders["train"], samplers["train"], epoch, step, steps, sums)
             done = list(sums)
             va = trainer.evaluate(loaders["validation"], count_range,
@@ -180,9 +179,6 @@ def _train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device,
         if trainer.profiler is not None:
             trainer.profiler.close()
         te = trainer.evaluate(loaders["test"], count_range)
-    finally:
-        if monitor is not None:
-            monitor.__exit__(None, None, None)
     log.info("final weights sha256 %s (rank %d of %d)", weights_digest(trainer.model), world.rank, world.size)
     if not world.is_main:
         return None

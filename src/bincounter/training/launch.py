@@ -41,7 +41,8 @@ def run(command: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return child.wait()
+    code = child.wait()
+    return 128 - code if code < 0 else code  # killed by a signal: the shell's convention
 
 
 def main() -> int:
