@@ -197,7 +197,7 @@ def finish(env: TrainingEnv, trainer: Trainer, hook, spec: PreprocessSpec, count
     sections = ["## Throughput", "",
                 f"Data-wait share of step time: {timing['data_wait_share'] * 100:.1f} % "
                 f"({timing['data_wait_s']:.1f} s waiting, {timing['compute_s']:.1f} s computing, "
-                f"{timing['steps']} steps); system: {profile['system']}", ""]
+                f"{timing['steps']} steps).", "", _system_line(profile["system"]), ""]
     if profile["top_ops"]:
         sections += ["| op | calls | self CPU ms | share |", "|---|---|---|---|"]
         sections += [f"| {o['op']} | {o['calls']} | {o['self_cpu_ms']} | {o['share'] * 100:.1f} % |"
@@ -211,6 +211,15 @@ def finish(env: TrainingEnv, trainer: Trainer, hook, spec: PreprocessSpec, count
             sections += rules_markdown(rules)
     return write_outputs(env, trainer.net, trainer.head, spec, count_range, loaders["test"],
                          trainer.history, te, splits, {"profile": profile, "rules": rules}, sections)
+
+
+def _system_line(system: dict) -> str:
+    if not system.get("samples"):
+        return "System monitor: no samples (run shorter than one interval)."
+    line = (f"System monitor ({system['samples']} samples every {system['interval_s']} s): CPU mean "
+            f"{system['cpu_percent_mean']} %, max {system['cpu_percent_max']} %; process RSS max "
+            f"{system['rss_mb_max']} MB; memory in use max {system['mem_used_mb_max']} MB")
+    return line + (f"; GPU memory max {system['gpu_mem_mb_max']} MB." if "gpu_mem_mb_max" in system else ".")
 
 
 def main(argv: list[str] | None = None) -> int:
