@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from devtools.compose_client import check_answer
+from container_helpers import ROOT
 
 PROBS = {"1": 0.1, "2": 0.2, "3": 0.4, "4": 0.2, "5": 0.1}
+
+
+@pytest.fixture
+def check_answer(monkeypatch):
+    # devtools is imported from the repo root, as `python -m devtools.compose_client` does
+    monkeypatch.syspath_prepend(str(ROOT))
+    from devtools.compose_client import check_answer
+    return check_answer
 
 
 def reply(status=200, **body):
@@ -17,7 +24,7 @@ def reply(status=200, **body):
     return {"statusCode": status, "body": json.dumps(body)}
 
 
-def test_a_sane_answer_passes():
+def test_a_sane_answer_passes(check_answer):
     body, reason = check_answer(reply(), expected=3)
     assert reason is None and body["count"] == 3
 
@@ -29,6 +36,6 @@ def test_a_sane_answer_passes():
     (reply(), 4, "does not answer expected_quantity=4"),
     (reply(verification={"expected_quantity": 3, "verdict": "maybe"}), 3, "does not answer"),
 ])
-def test_an_insane_answer_fails_with_the_reason(payload, expected, why):
+def test_an_insane_answer_fails_with_the_reason(check_answer, payload, expected, why):
     body, reason = check_answer(payload, expected)
     assert body is None and why in reason
