@@ -204,3 +204,10 @@ def test_the_handler_counts_without_any_web_server(client, trained_model, bin_jp
     served = call(client, "/invocations", bin_jpegs[4], {
         "Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "expected_quantity=4"}).json()
     assert pred == served
+
+
+def test_a_body_expected_quantity_of_zero_is_not_mistaken_for_absent(client, bin_jpegs):
+    body = json.dumps({"expected_quantity": 0, "instances": [{"image": b64(bin_jpegs[1])}]}).encode()
+    reply = call(client, "/invocations", body, {
+        "Content-Type": "application/json", "X-Amzn-SageMaker-Custom-Attributes": "expected_quantity=1"})
+    assert reply.status == 400 and "expected_quantity 0" in reply.json()["error"]

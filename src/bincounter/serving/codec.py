@@ -76,7 +76,8 @@ def decode_request(content_type: str, body: bytes,
             items = doc["instances"]
             if not isinstance(items, list) or not items:
                 raise BadRequest("\"instances\" must be a non-empty list of {\"image\": base64} objects")
-            default = _quantity(doc.get("expected_quantity"), "body") or default_quantity
+            given = _quantity(doc.get("expected_quantity"), "body")
+            default = default_quantity if given is None else given
             return [_instance(o, f"instance {i}", default) for i, o in enumerate(items)], False
         return [_instance(doc, "body", default_quantity)], True
     if content_type == JSONLINES:
