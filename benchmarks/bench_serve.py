@@ -17,6 +17,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -337,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     int8 = next((r for r in results if "int8" in r.name), None)
     if int8 is not None:
         print(f"int8 / fp32 (defaults): {int8.throughput / best.throughput:.2f}x img/s")
+    for models in (model_dir, work / "model-int8"):  # 100-200 MB each; the logs stay
+        shutil.rmtree(models, ignore_errors=True)
     print(f"server logs: {work}")
     if args.json:
         args.json.write_text(json.dumps(
