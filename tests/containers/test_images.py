@@ -16,6 +16,9 @@ def test_training_image_built_offline_carries_the_toolkit_contract(training_imag
     assert env["SAGEMAKER_PROGRAM"] == "train.py"
     assert env["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] == "python"
     assert env["PATH"].startswith("/opt/venv/bin:")
+    # `docker run IMAGE train`: the PID-1-safe launcher runs the toolkit's train
+    assert config["Entrypoint"] == ["python", "-m", "bincounter.training.launch"]
+    assert config["Cmd"] == ["train"]
     # the toolkit's `train` and our entry script are where SageMaker looks for them
     docker("run", "--rm", "--network", "none", training_image,
            "sh", "-c", "command -v train && test -f /opt/ml/code/train.py")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -16,14 +17,16 @@ TINY = {"arch": "resnet18", "image-size": "64", "epochs": "1", "batch-size": "16
         "num-workers": "0", "pretrained": "false", "seed": "0"}
 
 
-def run_train(image: str, base: Path) -> tuple[int, str]:
+def job_args(base: Path) -> list[str]:
     """SageMaker mounts input, model, output and checkpoints, never /opt/ml/code: the
     image's own code runs. No network, like a job with network isolation."""
     mounts = [("input", "ro"), ("model", "rw"), ("output", "rw"), ("checkpoints", "rw")]
-    volumes = [a for d, mode in mounts for a in ("-v", f"{base / d}:/opt/ml/{d}:{mode}")]
-    proc = docker("run", "--rm", "--network", "none", "--hostname", "algo-1",
-                  "--add-host", "algo-1:127.0.0.1", *volumes, image, "train",
-                  timeout=900, check=False)
+    return ["--network", "none", "--hostname", "algo-1", "--add-host", "algo-1:127.0.0.1",
+            *[a for d, mode in mounts for a in ("-v", f"{base / d}:/opt/ml/{d}:{mode}")]]
+
+
+def run_train(image: str, base: Path) -> tuple[int, str]:
+    proc = docker("run", "--rm", *job_args(base), image, "train", timeout=900, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -49,3 +52,28 @@ def test_pretrained_in_an_offline_built_image_fails_with_the_reason(training_ima
     reason = (base / "output" / "failure").read_text()
     assert "ImageNet weights" in reason and "pretrained=false" in reason, reason
     assert not (base / "model" / "model.onnx").exists()
+
+
+def test_docker_stop_checkpoints_and_fails_with_the_reason(training_image, synthetic_bins, tmp_path):
+    """SageMaker stops a job (spot, StopTrainingJob) with SIGTERM to PID 1, SIGKILL 120 s later."""
+    base = build_tree(tmp_path / "opt_ml", {"training": synthetic_bins}, {**TINY, "epochs": "50"}, copy=True)
+    cid = docker("run", "-d", *job_args(base), training_image, "train").stdout.strip()
+    try:
+        deadline = time.monotonic() + 300
+        while "#metrics epoch=1 split=train" not in docker("logs", cid).stdout:
+            assert time.monotonic() < deadline, docker("logs", cid).stdout[-3000:]
+            time.sleep(0.5)
+        start = time.monotonic()
+        docker("stop", "--time", "110", cid, timeout=130)
+        stopped = time.monotonic() - start
+        code = int(docker("inspect", cid, "--format", "{{.State.ExitCode}}").stdout)
+        log = docker("logs", cid)
+        print(f"\nstopped {stopped:.1f} s after SIGTERM, exit {code}")
+        # train.py exits 143 after saving; the toolkit reports any failure as exit 1
+        assert code != 0, log.stdout[-2000:] + log.stderr[-2000:]
+        assert stopped < 110, "SIGTERM did not stop training: docker stop had to SIGKILL it"
+        reason = (base / "output" / "failure").read_text()
+        assert "stopped by SIGTERM" in reason, reason
+        assert list((base / "checkpoints").iterdir()), "no checkpoint saved on SIGTERM"
+    finally:
+        docker("rm", "-f", cid, check=False)
