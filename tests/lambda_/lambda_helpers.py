@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -60,13 +61,17 @@ def start_serve(model_dir: Path, timeout: float = 90.0) -> tuple[subprocess.Pope
     port = free_port()
     env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(port),
            "MODEL_SERVER_HOST": "127.0.0.1", "MODEL_SERVER_WORKERS": "1"}
-    proc = subprocess.Popen([SERVE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # a file, not a pipe: serve logs a line per request and an unread pipe would
+    # block it once full
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([SERVE], env=env, stdout=subprocess.DEVNULL, stderr=log,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"serve exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"serve exited with {proc.returncode}: {log.read().decode()[-2000:]}")
         try:
             with urllib.request.urlopen(url + "/ping", timeout=2) as reply:
                 if reply.status == 200:
