@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -69,6 +70,27 @@ def test_compose_up_runs_the_loop_and_the_client_exits_0_with_counts(training_im
         trained = docker("run", "--rm", "-v", f"{project}_ml-model:/m:ro", "--entrypoint", "ls",
                          serving_image, "/m").stdout.split()
         assert {"model.onnx", "model.json"} <= set(trained)
+    finally:
+        subprocess.run([*compose, "down", "--volumes", "--remove-orphans"], env=env,
+                       capture_output=True, timeout=180)
+
+
+def test_two_hosts_profile_trains_with_ddp_and_both_ranks_end_equal(training_image, serving_image):
+    project = f"bincounter-test2-{os.getpid()}"
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "HOSTS": "algo-1,algo-2", "BINS": "100",
+           "EPOCHS": "1", "CLIENT_IMAGES": "3", "SERVE_PORT": str(free_port()),
+           "LAMBDA_PORT": str(free_port())}
+    compose = ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "--profile", "two-hosts"]
+    try:
+        proc = subprocess.run([*compose, "up", "--no-build", "--exit-code-from", "client"], env=env,
+                              capture_output=True, text=True, timeout=1200)
+        logs = subprocess.run([*compose, "logs", "--no-color", "train", "train-algo-2"], env=env,
+                              capture_output=True, text=True, timeout=60).stdout
+        assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}\n{logs[-4000:]}"
+        digests = dict((rank, digest) for digest, rank in
+                       re.findall(r"final weights sha256 (\w+) \(rank (\d) of 2\)", logs))
+        print(f"\ntwo hosts: final weights per rank {digests}")
+        assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], logs[-3000:]
     finally:
         subprocess.run([*compose, "down", "--volumes", "--remove-orphans"], env=env,
                        capture_output=True, timeout=180)
