@@ -9,10 +9,6 @@ import sys
 
 from gunicorn.arbiter import Arbiter
 
-# Imported once in the master so that forked workers share them and boot faster;
-# ONNX Runtime sessions themselves are created only in the workers.
-import onnxruntime  # noqa: F401
-
 from bincounter.modelcard import ModelCardError
 from bincounter.serving import app as _app
 from bincounter.serving.settings import ServeSettings, SettingsError
