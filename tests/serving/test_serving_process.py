@@ -92,7 +92,11 @@ def test_sigterm_lets_an_in_flight_request_finish(trained_model, real_jpegs, tmp
     assert response.status == 200, answer
     check_openapi("/invocations", "POST", response.status, response.getheader("Content-Type"), answer)
     assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
-    assert "Handling signal: term" in log.read_text()
+    text = log.read_text()
+    assert "Handling signal: term" in text
+    # workers exit cleanly: no C++ abort at interpreter shutdown (seen when the master
+    # imported onnxruntime before forking)
+    assert "SIGABRT" not in text and "terminate called" not in text, text[-2000:]
 
 
 def test_the_platform_argument_serve_is_accepted(trained_model, tmp_path):
