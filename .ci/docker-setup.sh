@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 BASE_IMAGE="${BASE_IMAGE:-public.ecr.aws/docker/library/python:3.11-slim-bookworm}"
 CACHE_DIR="${BINCOUNTER_CACHE:-/var/cache/bincounter}"
 LOG_DIR="${BINCOUNTER_LOG_DIR:-/var/log/bincounter}"
-PLUGIN_DIR="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+# As root, where every user's docker CLI looks (CI's HOME may differ from a session's).
+if [ "$(id -u)" = 0 ]; then PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
+else PLUGIN_DIR="${DOCKER_CONFIG:-${HOME:-/tmp}/.docker}/cli-plugins"; fi
 ROOTFS_PACKAGES="python3,python3-venv,python3-pip,ca-certificates"
 
 step() { echo "-- docker-setup: $1 ($(date +%T))"; }
