@@ -8,6 +8,7 @@ answers, the base image is absent, or ``make wheels`` has not been run
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -53,8 +54,7 @@ def serving_image(wheelhouse) -> str:
 @pytest.fixture(scope="session")
 def network(engine):
     """A user network: the engine runs with --bridge=none, and publishing a port needs one."""
-    name = "bincounter-test"
-    if docker("network", "inspect", name, check=False).returncode != 0:
-        docker("network", "create", name)
+    name = f"bincounter-test-{os.getpid()}"
+    docker("network", "create", name)
     yield name
     docker("network", "rm", name, check=False)
