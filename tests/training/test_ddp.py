@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -12,15 +13,14 @@ from scale_helpers import (TINY, final_digest, free_port, make_opt_ml,  # noqa: 
 HOSTS = ["algo-1", "algo-2"]
 
 
-def _host_tree(base, channel, host: str):
+def _host_tree(base, channel, host: str, distribution: str):
     base = make_opt_ml(base, {"training": channel}, {**TINY, "checkpoint-steps": "0"})
     write_config(base, "resourceconfig.json", {
         "current_host": host, "hosts": HOSTS,
         # the interface gloo binds to: loopback here, eth0 on SageMaker
         "network_interface_name": "lo"})
-    # each host sees different images, as with S3DistributionType=ShardedByS3Key
     write_config(base, "inputdataconfig.json", {"training": {
-        "TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key", "RecordWrapperType": "None"}})
+        "TrainingInputMode": "File", "S3DistributionType": distribution, "RecordWrapperType": "None"}})
     return base
 
 
@@ -29,9 +29,13 @@ def _files(folder) -> list[str]:
 
 
 @pytest.mark.slow
-def test_two_hosts_average_gradients_and_only_rank_0_writes(tmp_path, tiny_bins, other_tiny_bins):
-    bases = [_host_tree(tmp_path / "algo-1", tiny_bins, "algo-1"),
-             _host_tree(tmp_path / "algo-2", other_tiny_bins, "algo-2")]
+@pytest.mark.parametrize("distribution", ["ShardedByS3Key", "FullyReplicated"])
+def test_two_hosts_average_gradients_and_only_rank_0_writes(tmp_path, tiny_bins, other_tiny_bins, distribution):
+    # ShardedByS3Key: each host received different images; FullyReplicated: the same
+    # images, which the sampler splits by rank. Either way the ranks see different batches.
+    second = other_tiny_bins if distribution == "ShardedByS3Key" else tiny_bins
+    bases = [_host_tree(tmp_path / "algo-1", tiny_bins, "algo-1", distribution),
+             _host_tree(tmp_path / "algo-2", second, "algo-2", distribution)]
     # hosts[0] stays the master in the contract; MASTER_ADDR points its name at loopback
     rendezvous = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     runs = [start_toolkit(b, rendezvous) for b in bases]
@@ -46,7 +50,9 @@ def test_two_hosts_average_gradients_and_only_rank_0_writes(tmp_path, tiny_bins,
 
     assert {"model.pth", "model.onnx", "model.json"} <= {p.name for p in (bases[0] / "model").iterdir()}
     assert _files(bases[1] / "model") == []
-    assert (bases[0] / "output" / "data" / "evaluation.json").exists()
+    report = json.loads((bases[0] / "output" / "data" / "evaluation.json").read_text())
+    # the test split gathered from both ranks: each host's own 10, or the one shared 10
+    assert report["test"]["n"] == (20 if distribution == "ShardedByS3Key" else 10)
     assert not (bases[1] / "output" / "data" / "evaluation.json").exists()
     assert list((bases[0] / "checkpoints").glob("checkpoint-*.pt"))
     assert _files(bases[1] / "checkpoints") == []
