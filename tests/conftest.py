@@ -3,6 +3,7 @@ and one tiny model trained by the real toolkit per test session."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,6 +29,16 @@ def abid_sample() -> Path:
 def synthetic_bins(tmp_path_factory) -> Path:
     """200 synthetic 64 px bins in the ABID layout, 40 per count."""
     return generate(tmp_path_factory.mktemp("synth") / "bins", n=200, seed=0, size=64)
+
+
+@pytest.fixture(scope="session")
+def bin_jpegs(synthetic_bins) -> dict[int, bytes]:
+    """One synthetic JPEG per count 1..5, keyed by its true count."""
+    found: dict[int, bytes] = {}
+    for meta in sorted((synthetic_bins / "metadata").glob("*.json")):
+        count = json.loads(meta.read_text())["EXPECTED_QUANTITY"]
+        found.setdefault(count, (synthetic_bins / "images" / f"{meta.stem}.jpg").read_bytes())
+    return found
 
 
 @pytest.fixture(scope="session")

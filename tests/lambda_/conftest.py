@@ -3,7 +3,6 @@ emulator in front of it, real boto3 clients."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -24,16 +23,6 @@ def aws_env(monkeypatch):
     handler._clients.clear()
     yield
     handler._clients.clear()
-
-
-@pytest.fixture(scope="session")
-def bin_images(synthetic_bins) -> dict[int, bytes]:
-    """One synthetic JPEG per count 1..5 (bytes), keyed by its true count."""
-    found: dict[int, bytes] = {}
-    for meta in sorted((synthetic_bins / "metadata").glob("*.json")):
-        count = json.loads(meta.read_text())["EXPECTED_QUANTITY"]
-        found.setdefault(count, (synthetic_bins / "images" / f"{meta.stem}.jpg").read_bytes())
-    return found
 
 
 @pytest.fixture(scope="session")
@@ -79,13 +68,13 @@ def s3_server():
 
 
 @pytest.fixture
-def bins_bucket(s3_server, bin_images):
+def bins_bucket(s3_server, bin_jpegs):
     """Bucket ``bincounter-test`` with one bin photo at incoming/bin.jpg and one outside the prefix."""
     s3 = client("s3", s3_server)
     s3.create_bucket(Bucket="bincounter-test")
-    s3.put_object(Bucket="bincounter-test", Key="incoming/bin.jpg", Body=bin_images[3],
+    s3.put_object(Bucket="bincounter-test", Key="incoming/bin.jpg", Body=bin_jpegs[3],
                   ContentType="image/jpeg")
-    s3.put_object(Bucket="bincounter-test", Key="private/bin.jpg", Body=bin_images[3])
+    s3.put_object(Bucket="bincounter-test", Key="private/bin.jpg", Body=bin_jpegs[3])
     yield s3
     for key in ("incoming/bin.jpg", "private/bin.jpg"):
         s3.delete_object(Bucket="bincounter-test", Key=key)

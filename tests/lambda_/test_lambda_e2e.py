@@ -26,15 +26,15 @@ def _check_prediction(body: dict, expected_quantity: int, card: ModelCard) -> No
 
 @pytest.mark.parametrize("name", ["apigw-rest-v1", "apigw-http-v2", "function-url", "direct-image"])
 def test_each_event_type_comes_back_with_a_count_and_a_verdict(name, runtime_client, settings,
-                                                               bin_images, trained_model):
-    reply = handler.handle(load_event(name, bin_images[3]), runtime_client, None, settings)
+                                                               bin_jpegs, trained_model):
+    reply = handler.handle(load_event(name, bin_jpegs[3]), runtime_client, None, settings)
     assert reply["statusCode"] == 200, reply["body"]
     assert reply["headers"]["Content-Type"] == "application/json"
     _check_prediction(json.loads(reply["body"]), 3, ModelCard.read(trained_model))
 
 
-def test_without_expected_quantity_there_is_a_count_and_no_verdict(runtime_client, settings, bin_images):
-    event = {"image_b64": base64.b64encode(bin_images[2]).decode()}
+def test_without_expected_quantity_there_is_a_count_and_no_verdict(runtime_client, settings, bin_jpegs):
+    event = {"image_b64": base64.b64encode(bin_jpegs[2]).decode()}
     body = json.loads(handler.handle(event, runtime_client, None, settings)["body"])
     assert body["count"] in range(1, 6) and "verification" not in body
 
@@ -48,26 +48,26 @@ def test_s3_uri_under_the_allowed_prefix_is_read_and_counted(runtime_client, bin
 
 
 def test_lambda_handler_reaches_the_emulator_through_the_standard_endpoint_variable(
-        runtime_emulator, bin_images, monkeypatch, trained_model):
+        runtime_emulator, bin_jpegs, monkeypatch, trained_model):
     # no endpoint_url anywhere in the handler: botocore reads AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", runtime_emulator.url)
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
     monkeypatch.setenv("CORS_ALLOW_ORIGIN", "https://ops.example.com")
-    reply = handler.lambda_handler(load_event("function-url", bin_images[4]), None)
+    reply = handler.lambda_handler(load_event("function-url", bin_jpegs[4]), None)
     assert reply["statusCode"] == 200, reply["body"]
     assert reply["headers"]["Access-Control-Allow-Origin"] == "https://ops.example.com"
     assert reply["headers"]["Access-Control-Allow-Methods"] == "POST,OPTIONS"
     _check_prediction(json.loads(reply["body"]), 3, ModelCard.read(trained_model))
 
 
-def test_one_structured_log_line_per_call_and_no_image_bytes(runtime_client, settings, bin_images, caplog):
-    event = load_event("apigw-http-v2", bin_images[5])
+def test_one_structured_log_line_per_call_and_no_image_bytes(runtime_client, settings, bin_jpegs, caplog):
+    event = load_event("apigw-http-v2", bin_jpegs[5])
     with caplog.at_level(logging.INFO, logger="bincounter.lambda"):
         handler.handle(event, runtime_client, None, settings, request_id="req-1")
     records = [r for r in caplog.records if r.name == "bincounter.lambda"]
     assert len(records) == 1
     line = json.loads(records[0].getMessage())
     assert line == {**line, "request_id": "req-1", "endpoint": ENDPOINT, "kind": "apigw-http",
-                    "status": 200, "content_type": "image/jpeg", "image_bytes": len(bin_images[5]),
+                    "status": 200, "content_type": "image/jpeg", "image_bytes": len(bin_jpegs[5]),
                     "expected_quantity": 3}
     assert event["body"][:64] not in records[0].getMessage()

@@ -62,14 +62,14 @@ def test_payload_that_is_not_json_is_invalid_request_content(local_lambda):
 
 
 @pytest.mark.slow
-def test_aws_cli_lambda_invoke_counts_a_bin_through_the_whole_local_stack(runtime_emulator, bin_images, tmp_path):
+def test_aws_cli_lambda_invoke_counts_a_bin_through_the_whole_local_stack(runtime_emulator, bin_jpegs, tmp_path):
     env = {**os.environ, "ENDPOINT_NAME": ENDPOINT,
            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": runtime_emulator.url}
     proc, url = spawn([sys.executable, "-m", "devtools.lambda_emulator", "--port", "0",
                        "--function", "bincounter=handler.lambda_handler"], {**env, "PYTHONPATH": str(ROOT)})
     try:
         event = tmp_path / "event.json"
-        event.write_text(json.dumps(load_event("apigw-rest-v1", bin_images[2])))
+        event.write_text(json.dumps(load_event("apigw-rest-v1", bin_jpegs[2])))
         out = tmp_path / "out.json"
         done = subprocess.run([AWS_CLI, "lambda", "invoke", "--endpoint-url", url,
                                "--function-name", "bincounter", "--payload", f"fileb://{event}", str(out)],

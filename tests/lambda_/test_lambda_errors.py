@@ -40,8 +40,8 @@ def emulator_without_server():
     (lambda imgs: _event(b"GIF89a" + b"\x00" * 200), 415, "image/gif"),
 ], ids=["quantity out of range", "corrupt jpeg", "unsupported type"])
 def test_model_server_4xx_reaches_the_caller_with_its_status_and_reason(
-        event_of, status, reason, runtime_client, settings, bin_images):
-    reply = handler.handle(event_of(bin_images), runtime_client, None, settings)
+        event_of, status, reason, runtime_client, settings, bin_jpegs):
+    reply = handler.handle(event_of(bin_jpegs), runtime_client, None, settings)
     assert reply["statusCode"] == status
     assert reason in _error(reply)
 

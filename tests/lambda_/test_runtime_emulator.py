@@ -17,9 +17,9 @@ AWS_CLI = str(Path(sys.executable).with_name("aws"))
 
 
 @pytest.fixture
-def bin_jpg(tmp_path, bin_images) -> Path:
+def bin_jpg(tmp_path, bin_jpegs) -> Path:
     path = tmp_path / "bin.jpg"
-    path.write_bytes(bin_images[3])
+    path.write_bytes(bin_jpegs[3])
     return path
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 from serving_helpers import loaded_app, start_serve, stop, wait_ready
@@ -14,16 +13,6 @@ from bincounter.serving.settings import ServeSettings
 @pytest.fixture(scope="module")
 def client(trained_model):
     return loaded_app(ServeSettings(model_dir=trained_model)).test_client()
-
-
-@pytest.fixture(scope="session")
-def bin_jpegs(synthetic_bins) -> dict[int, bytes]:
-    """One synthetic JPEG per count 1..5, keyed by its true count."""
-    found: dict[int, bytes] = {}
-    for meta in sorted((synthetic_bins / "metadata").glob("*.json")):
-        count = json.loads(meta.read_text())["EXPECTED_QUANTITY"]
-        found.setdefault(count, (synthetic_bins / "images" / f"{meta.stem}.jpg").read_bytes())
-    return found
 
 
 @pytest.fixture(scope="session")

@@ -145,14 +145,18 @@ def test_an_expected_quantity_the_model_cannot_verify_is_400(client, bin_jpegs, 
 
 def test_verdicts_follow_thresholds_from_the_environment(trained_model, bin_jpegs):
     probe = loaded_app(ServeSettings(model_dir=trained_model)).test_client()
-    headers = {"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "expected_quantity=3"}
-    p = call(probe, "/invocations", bin_jpegs[3], headers).json()["verification"]["match_probability"]
+    # a (photo, expected count) whose probability leaves room for thresholds on both sides
+    candidates = [(q, image, call(probe, "/invocations", image, {"Content-Type": "image/jpeg"})
+                   .json()["probabilities"][str(q)]) for image in bin_jpegs.values() for q in range(1, 6)]
+    q, image, p = next((c for c in candidates if 0.01 <= c[2] <= 0.99), (None, None, None))
+    assert q is not None, "the tiny model gives no probability between 0.01 and 0.99"
+    headers = {"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": f"expected_quantity={q}"}
     # thresholds placed just around p force each verdict in turn
     for match_at, mismatch_at, verdict in [(p - 1e-3, max(0.0, p - 2e-3), "match"),
                                            (min(1.0, p + 2e-3), p + 1e-3, "mismatch"),
                                            (min(1.0, p + 2e-3), max(0.0, p - 2e-3), "review")]:
         app = loaded_app(ServeSettings(model_dir=trained_model, match_at=match_at, mismatch_at=mismatch_at))
-        got = call(app.test_client(), "/invocations", bin_jpegs[3], headers).json()["verification"]
+        got = call(app.test_client(), "/invocations", image, headers).json()["verification"]
         assert got["verdict"] == verdict, (p, match_at, mismatch_at)
 
 
