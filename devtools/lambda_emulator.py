@@ -30,10 +30,11 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote
+
+from devtools.local_http import LocalServer, ReplyHandler
 
 log = logging.getLogger(__name__)
 
@@ -79,44 +80,18 @@ def function_name_of(raw: str) -> str:
     return parts[0]
 
 
-class LambdaEmulator(ThreadingHTTPServer):
-    daemon_threads = True
-
+class LambdaEmulator(LocalServer):
     def __init__(self, functions: dict[str, Callable], host: str = "127.0.0.1", port: int = 0,
                  region: str = "us-east-1"):
         self.functions, self.region = functions, region
         super().__init__((host, port), _Handler)
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.server_address[0]}:{self.server_address[1]}"
-
     def arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{name}"
 
-    def start(self) -> "LambdaEmulator":
-        threading.Thread(target=self.serve_forever, name="lambda-emulator", daemon=True).start()
-        return self
 
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ReplyHandler):
     server: LambdaEmulator
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):  # route http.server's access log through logging
-        log.debug("%s %s", self.address_string(), fmt % args)
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _error(self, status: int, code: str, message: str, request_id: str) -> None:
         self._send(status, json.dumps({"Type": "User", "message": message}).encode(),

@@ -26,7 +26,8 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from devtools.local_http import LocalServer, ReplyHandler
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,7 @@ PASSED_HEADERS = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes"
 _PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
 
-class RuntimeEmulator(ThreadingHTTPServer):
-    daemon_threads = True
-
+class RuntimeEmulator(LocalServer):
     def __init__(self, endpoints: dict[str, str], host: str = "127.0.0.1", port: int = 0,
                  variant: str = "AllTraffic", region: str = "us-east-1", model_timeout: float = 60.0):
         self.endpoints = {name: url.rstrip("/") for name, url in endpoints.items()}
@@ -46,10 +45,6 @@ class RuntimeEmulator(ThreadingHTTPServer):
         self._throttled: dict[str, int] = {}
         self._lock = threading.Lock()
         super().__init__((host, port), _Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.server_address[0]}:{self.server_address[1]}"
 
     def throttle(self, endpoint: str, times: int = 1) -> None:
         """Answer the next ``times`` calls to ``endpoint`` with ThrottlingException (-1: always)."""
@@ -63,29 +58,12 @@ class RuntimeEmulator(ThreadingHTTPServer):
                 self._throttled[endpoint] = left - 1
             return left != 0
 
-    def start(self) -> "RuntimeEmulator":
-        threading.Thread(target=self.serve_forever, name="runtime-emulator", daemon=True).start()
-        return self
 
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ReplyHandler):
     server: RuntimeEmulator
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):  # route http.server's access log through logging
-        log.debug("%s %s", self.address_string(), fmt % args)
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for name, value in {"x-amzn-RequestId": str(uuid.uuid4()), **headers}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        super()._send(status, body, {"x-amzn-RequestId": str(uuid.uuid4()), **headers})
 
     def _error(self, status: int, code: str, doc: dict) -> None:
         self._send(status, json.dumps(doc).encode(),
