@@ -16,17 +16,14 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from bincounter.optml import build_tree
 from bincounter.synth import generate
 from devtools.lambda_emulator import spawn
+from devtools.local_serve import start_serve, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 HYPERPARAMETERS = {"arch": "resnet18", "image-size": "64", "epochs": "4", "batch-size": "32",
@@ -44,34 +41,10 @@ def train_with_toolkit(base: Path) -> None:
     subprocess.run([str(train)], env=env, check=True)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _start_serve(model_dir: Path, stack: contextlib.ExitStack, timeout: float = 120.0) -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(port),
-           "MODEL_SERVER_HOST": "127.0.0.1", "MODEL_SERVER_WORKERS": "1"}
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("serve"))], env=env, start_new_session=True)
-    stack.callback(_stop, proc)
-    url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited with {proc.returncode} (its log is above)")
-        try:
-            with urllib.request.urlopen(url + "/ping", timeout=2):
-                return url
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"serve did not pass /ping within {timeout:.0f} s")
+def _start_serve(model_dir: Path, stack: contextlib.ExitStack) -> str:
+    proc, url = start_serve(model_dir)  # its log goes to this terminal
+    stack.callback(stop, proc)
+    return url
 
 
 def local_stack(model_dir: Path, stack: contextlib.ExitStack) -> str:
@@ -81,11 +54,11 @@ def local_stack(model_dir: Path, stack: contextlib.ExitStack) -> str:
     model_url = _start_serve(model_dir, stack)
     runtime, runtime_url = spawn([sys.executable, "-m", "devtools.runtime_emulator", "--port", "0",
                                   "--endpoint", f"{ENDPOINT}={model_url}"], env)
-    stack.callback(_stop, runtime)
+    stack.callback(stop, runtime)
     env.update(ENDPOINT_NAME=ENDPOINT, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=runtime_url)
     front, lambda_url = spawn([sys.executable, "-m", "devtools.lambda_emulator", "--port", "0",
                                "--function", f"{FUNCTION}=handler.lambda_handler"], env)
-    stack.callback(_stop, front)
+    stack.callback(stop, front)
     return lambda_url
 
 

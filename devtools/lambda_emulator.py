@@ -22,7 +22,6 @@ import importlib
 import json
 import logging
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -173,16 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--function wants NAME=module.function, got {spec!r}")
         functions[name] = load_handler(a.code_dir, handler)
     server = LambdaEmulator(functions, a.host, a.port)
-    # as PID 1 in a container SIGTERM has no default action: exit on it explicitly
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"lambda emulator listening on {server.url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return server.run_until_terminated("lambda emulator")
 
 
 if __name__ == "__main__":

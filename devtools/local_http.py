@@ -4,6 +4,8 @@ starts and stops in-process, and a handler that sends a whole reply."""
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,6 +26,19 @@ class LocalServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+    def run_until_terminated(self, name: str) -> int:
+        """The command-line mode: serve in the foreground until SIGTERM or Ctrl-C."""
+        # as PID 1 in a container SIGTERM has no default action: exit on it explicitly
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        print(f"{name} listening on {self.url}", flush=True)
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.server_close()
+        return 0
 
 
 class ReplyHandler(BaseHTTPRequestHandler):

@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import re
-import signal
 import sys
 import threading
 import urllib.error
@@ -135,16 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     server = RuntimeEmulator(endpoints, a.host, a.port, model_timeout=a.model_timeout)
     for name in a.throttle:
         server.throttle(name, -1)
-    # as PID 1 in a container SIGTERM has no default action: exit on it explicitly
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"runtime emulator listening on {server.url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return server.run_until_terminated("runtime emulator")
 
 
 if __name__ == "__main__":

@@ -6,22 +6,17 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 from container_helpers import ROOT, docker
 
+from devtools.local_serve import free_port
+
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 REAL_IMAGES = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

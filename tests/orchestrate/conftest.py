@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,19 +18,15 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from devtools.local_serve import free_port
+
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/bincounter-sagemaker"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_url():
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

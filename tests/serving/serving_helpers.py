@@ -7,7 +7,6 @@ import io
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 
 from openapi_schema_validator import OAS31Validator
 from PIL import Image
+
+from devtools.local_serve import free_port
 
 SERVE = str(Path(sys.executable).with_name("serve"))
 OPENAPI = json.loads(resources.files("bincounter.serving").joinpath("openapi.json").read_text())
@@ -70,12 +71,6 @@ def http(url: str, path: str, body: bytes | None = None, headers: dict | None = 
         reply = Reply(e.code, e.headers.get("Content-Type"), e.read(), dict(e.headers))
     check_openapi(path, req.get_method(), reply.status, reply.content_type, reply.body)
     return reply
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_serve(model_dir: Path, log_path: Path, args: tuple[str, ...] = (),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bincounter.synth import generate
+from devtools.local_serve import free_port
 from toolkit_helpers import TRAIN_CMD, make_opt_ml, run_toolkit_train
 
 # 100 images at 32 px: 80 train (10 steps of 8), 10 validation, 10 test
@@ -30,12 +30,6 @@ def start_toolkit(base: Path, extra_env: dict | None = None, launcher: bool = Fa
     cmd = [sys.executable, "-m", "bincounter.training.launch", TRAIN_CMD] if launcher else [TRAIN_CMD]
     return subprocess.Popen(cmd, env=toolkit_env(base, extra_env), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(base: Path, name: str, doc: dict) -> None:
