@@ -42,6 +42,20 @@ def bin_jpegs(synthetic_bins) -> dict[int, bytes]:
 
 
 @pytest.fixture(scope="session")
+def moto_server() -> str:
+    """A real moto server (all AWS services) on loopback for the session: its base URL."""
+    from moto.server import ThreadedMotoServer
+
+    from devtools.local_serve import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, synthetic_bins) -> Path:
     """A tiny resnet18 (64 px) trained by the toolkit once per session: its model dir."""
     base = make_opt_ml(tmp_path_factory.mktemp("opt_ml_session"), {"training": synthetic_bins})

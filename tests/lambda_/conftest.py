@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from lambda_helpers import ENDPOINT, FAKE_AWS, SERVE, client, free_port, handler, start_serve, stop_process
+from lambda_helpers import ENDPOINT, FAKE_AWS, SERVE, client, handler, start_serve, stop_process
 
 
 @pytest.fixture(autouse=True)
@@ -55,22 +55,10 @@ def runtime_client(runtime_emulator, settings):
     return client("sagemaker-runtime", runtime_emulator.url, settings)
 
 
-@pytest.fixture(scope="session")
-def s3_server():
-    """A real moto S3 server on loopback: the base URL."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def bins_bucket(s3_server, bin_jpegs):
+def bins_bucket(moto_server, bin_jpegs):
     """Bucket ``bincounter-test`` with one bin photo at incoming/bin.jpg and one outside the prefix."""
-    s3 = client("s3", s3_server)
+    s3 = client("s3", moto_server)
     s3.create_bucket(Bucket="bincounter-test")
     s3.put_object(Bucket="bincounter-test", Key="incoming/bin.jpg", Body=bin_jpegs[3],
                   ContentType="image/jpeg")

@@ -39,7 +39,7 @@ def test_without_expected_quantity_there_is_a_count_and_no_verdict(runtime_clien
     assert body["count"] in range(1, 6) and "verification" not in body
 
 
-def test_s3_uri_under_the_allowed_prefix_is_read_and_counted(runtime_client, bins_bucket, s3_server,
+def test_s3_uri_under_the_allowed_prefix_is_read_and_counted(runtime_client, bins_bucket, moto_server,
                                                              trained_model):
     settings = handler.Settings(ENDPOINT, max_attempts=1, s3_allowed_prefix="s3://bincounter-test/incoming/")
     reply = handler.handle(load_event("direct-s3"), runtime_client, bins_bucket, settings)

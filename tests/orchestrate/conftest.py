@@ -16,31 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
-from devtools.local_serve import free_port
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/bincounter-sagemaker"
 
 
-@pytest.fixture(scope="session")
-def moto_url():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def aws(moto_url, monkeypatch, tmp_path):
+def aws(moto_server, monkeypatch, tmp_path):
     """Fresh moto state; env with fake credentials and the endpoint; a session recording calls."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).close()
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).close()
     for name in list(os.environ):
         if name.startswith(("AWS_", "ORCHESTRATE_")):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
