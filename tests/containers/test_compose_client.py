@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from container_helpers import ROOT
 
 PROBS = {"1": 0.1, "2": 0.2, "3": 0.4, "4": 0.2, "5": 0.1}
 
 
 @pytest.fixture
-def check_answer(monkeypatch):
-    # devtools is imported from the repo root, as `python -m devtools.compose_client` does
-    monkeypatch.syspath_prepend(str(ROOT))
+def check_answer():
     from devtools.compose_client import check_answer
     return check_answer
 

@@ -17,11 +17,9 @@ ENDPOINT = "bincounter"
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1"}
 
-# The Lambda's modules sit at the top level of its zip: import them the same way;
-# devtools (the emulators) is imported from the repo root like `python -m devtools.demo` does.
-for _path in (LAMBDA_DIR, ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+# The Lambda's modules sit at the top level of its zip: import them the same way.
+if str(LAMBDA_DIR) not in sys.path:
+    sys.path.insert(0, str(LAMBDA_DIR))
 
 import handler  # noqa: E402  (needs the path above)
 from devtools.local_serve import free_port, start_serve  # noqa: E402,F401
