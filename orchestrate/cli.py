@@ -4,10 +4,12 @@ command modules, with clients made from one boto3 session (injectable for tests)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -127,9 +129,19 @@ def cmd_report(a, cfg: Config, sess) -> int:
 
     sm = aws.client(sess, "sagemaker")
     if a.tuning_job:
+        if a.rules:
+            raise ConfigError("--rules evaluates one training job's tensors: give --training-job, not --tuning-job")
         doc = report.fetch_tuning(sm, a.tuning_job)
     else:
-        doc = report.fetch_training(sm, a.training_job or deploy.latest_model_data(sm, cfg.aws.stack)[0])
+        name = a.training_job or deploy.latest_model_data(sm, cfg.aws.stack)[0]
+        desc = sm.describe_training_job(TrainingJobName=name)
+        doc = report.training_report(desc)
+        if a.rules:
+            # smdebug logs to stdout, which carries the report (--json): its handler is made
+            # on first import, here, so it writes to stderr with the other log lines
+            with (tempfile.TemporaryDirectory(prefix="orchestrate-trial-") as tmp,
+                  contextlib.redirect_stdout(sys.stderr)):
+                doc["evaluated_rules"] = report.evaluate_job_rules(aws.client(sess, "s3"), desc, Path(tmp))
     print(json.dumps(doc, indent=1, default=str) if a.json else report.render(doc))
     return 0
 
@@ -202,6 +214,9 @@ def parser() -> argparse.ArgumentParser:
     s = add("report", help="status, metrics, spot saving of a training or tuning job")
     s.add_argument("--training-job", help="default: the stack's latest completed training job")
     s.add_argument("--tuning-job")
+    s.add_argument("--rules", action="store_true",
+                   help="evaluate our debugger rules (LossNotDecreasing, VanishingGradient, "
+                        "PoorWeightInitialization, Overfit) on the job's smdebug tensors in S3")
     s.add_argument("--json", action="store_true")
 
     s = add("teardown", help="delete what orchestrate created for this stack")

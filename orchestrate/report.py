@@ -1,13 +1,20 @@
 """``orchestrate report``: what a training or tuning job did and what it cost.
 
 The spot saving is SageMaker's own: ``(1 - billable / training seconds) * 100``
-(the seed's 62.8 % = 1 - 714 / 1921).
+(the seed's 62.8 % = 1 - 714 / 1921). ``--rules`` downloads the job's smdebug
+tensors with the given S3 client and evaluates our debugger rules on the copy
+(``bincounter.training.rules``); smdebug's own S3 reader would ignore that
+client's endpoint and retry settings.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bincounter.training.rules import evaluate_rules
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +69,63 @@ def tuning_report(desc: dict, jobs: list[dict]) -> dict:
     }
 
 
-def fetch_training(sm, name: str) -> dict:
-    return training_report(sm.describe_training_job(TrainingJobName=name))
+def _split_s3(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise LookupError(f"debug tensors at {uri}: only s3:// locations can be read")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key.strip("/")
+
+
+def _keys(s3, bucket: str, prefix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def find_trial(s3, desc: dict) -> str:
+    """The S3 folder (``s3://.../``) of the smdebug trial a training job saved."""
+    name = desc["TrainingJobName"]
+    out = (desc.get("DebugHookConfig") or {}).get("S3OutputPath")
+    if not out:
+        raise LookupError(f"training job {name} has no DebugHookConfig: it saved no smdebug "
+                          "tensors to evaluate (started with train.debug_hook = false?)")
+    bucket, base = _split_s3(out)
+    base = f"{base}/" if base else ""
+    # SageMaker uploads the hook's tensors to <S3OutputPath>/<job>/debug-output/; a trial
+    # copied straight to S3OutputPath is read too. Both are probed, nothing wider is listed:
+    # an S3OutputPath shared by many jobs can hold a great many objects.
+    for root in (f"{base}{name}/debug-output/", base):
+        if s3.list_objects_v2(Bucket=bucket, Prefix=f"{root}index/", MaxKeys=1).get("KeyCount"):
+            return f"s3://{bucket}/{root}"
+    raise LookupError(f"no smdebug tensors found under s3://{bucket}/{base} for training job {name} "
+                      f"(no index/ in {name}/debug-output/ nor at the top; SageMaker uploads them "
+                      "while the job runs, after its first saved step)")
+
+
+def download_trial(s3, uri: str, dest: Path, workers: int = 8) -> Path:
+    """Every object under ``uri`` (a folder) to the same relative paths under ``dest``."""
+    bucket, prefix = _split_s3(uri)
+    prefix = f"{prefix}/" if prefix else ""
+    keys = [k for k in _keys(s3, bucket, prefix) if not k.endswith("/")]
+    top = dest.resolve()
+    targets = {k: (top / k[len(prefix):]).resolve() for k in keys}
+    for key, path in targets.items():
+        if not path.is_relative_to(top):  # a key with ../ must not write outside dest
+            raise LookupError(f"s3://{bucket}/{key} would land outside {dest}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda kv: s3.download_file(bucket, kv[0], str(kv[1])), targets.items()))
+    log.info("downloaded %d objects of the smdebug trial %s to %s", len(keys), uri, dest)
+    return dest
+
+
+def evaluate_job_rules(s3, desc: dict, workdir: Path) -> dict:
+    """Our debugger rules on a training job's saved tensors, read with ``s3`` into ``workdir``:
+    ``{"tensors": "s3://.../", "rules": [evaluate_rules' verdicts]}``."""
+    uri = find_trial(s3, desc)
+    results = evaluate_rules(str(download_trial(s3, uri, workdir)))
+    log.info("debugger rules on %s of %s: %s", uri, desc["TrainingJobName"],
+             ", ".join(f"{r['rule']} {r['status']}" for r in results))
+    return {"tensors": uri, "rules": results}
 
 
 def fetch_tuning(sm, name: str) -> dict:
@@ -98,4 +160,10 @@ def render(report: dict) -> str:
              f"model: {report['model_artifact'] or 'n/a'}"]
     lines += [f"  {name} = {value:g}" for name, value in sorted(report["final_metrics"].items())]
     lines += [f"  rule {r['rule']}: {r['status']} {r['details']}".rstrip() for r in report["debugger_rules"]]
+    evaluated = report.get("evaluated_rules")
+    if evaluated:
+        lines.append(f"debugger rules evaluated on {evaluated['tensors']}:")
+        lines += [f"  rule {r['rule']}: {r['status']} ({r['violations']} violations in "
+                  f"{r['steps_checked']} checks) {r['details'][0] if r['details'] else ''}".rstrip()
+                  for r in evaluated["rules"]]
     return "\n".join(lines)
