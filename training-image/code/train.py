@@ -28,7 +28,7 @@ from bincounter.metadata import NoUsableDataError, Sample, scan_dataset  # noqa:
 from bincounter.modelcard import ModelCard  # noqa: E402
 from bincounter.preprocess import PreprocessSpec  # noqa: E402
 from bincounter.split import stratified_split, write_manifest  # noqa: E402
-from bincounter.training import checkpoint, distributed  # noqa: E402
+from bincounter.training import checkpoint, distributed, workers  # noqa: E402
 from bincounter.training.data import BinDataset, EpochSampler, make_loader  # noqa: E402
 from bincounter.training.distributed import World  # noqa: E402
 from bincounter.training.environment import (HyperparameterError, TrainingEnv,  # noqa: E402
@@ -43,6 +43,10 @@ from bincounter.training.spot import Interrupted, StopFlag  # noqa: E402
 
 log = logging.getLogger("train")
 SHARDED = "ShardedByS3Key"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# several processes share the host's stdout: say which one wrote each line
+WORKER_LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+EXPECTED_FAILURES = (HyperparameterError, NoUsableDataError, PretrainedWeightsUnavailable, ValueError)
 
 
 def load_splits(env: TrainingEnv, count_range: CountRange, write: bool) -> dict[str, list[Sample]]:
@@ -78,7 +82,8 @@ def make_loaders(env: TrainingEnv, splits: dict, spec: PreprocessSpec, count_ran
     """Loaders fed by ``EpochSampler``s: the train one balanced/augmented as asked
     and sharded across hosts unless the channel is already sharded by S3 key."""
     hp = env.hp
-    workers = hp.num_workers if hp.num_workers is not None else max(0, min(8, env.num_cpus - 1))
+    # the host's CPUs are shared by its training processes
+    loader_workers = hp.num_workers if hp.num_workers is not None else max(0, min(8, env.cpus_per_process - 1))
     loaders, samplers = {}, {}
     for name, samples in splits.items():
         pre_sharded = env.distribution.get(
@@ -90,7 +95,7 @@ def make_loaders(env: TrainingEnv, splits: dict, spec: PreprocessSpec, count_ran
                                rank=rank, world=size, pad=train)
         dataset = BinDataset(samples, spec, count_range, augment=augment_bin if train and hp.augment else None)
         samplers[name] = sampler
-        loaders[name] = make_loader(dataset, hp.batch_size, shuffle=False, num_workers=workers,
+        loaders[name] = make_loader(dataset, hp.batch_size, shuffle=False, num_workers=loader_workers,
                                     seed=hp.seed, sampler=sampler, pin_memory=device.type == "cuda")
     return loaders, samplers
 
@@ -104,19 +109,29 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def run(env: TrainingEnv, stop: StopFlag) -> ModelCard | None:
+def run(env: TrainingEnv, stop: StopFlag, local_rank: int = 0) -> ModelCard | None:
     hp = env.hp
     torch.manual_seed(hp.seed)
     np.random.seed(hp.seed)
     random.seed(hp.seed)
     count_range = CountRange(hp.min_count, hp.max_count)
     spec = PreprocessSpec(image_size=hp.image_size)
-    device = torch.device("cuda" if env.num_gpus > 0 and torch.cuda.is_available() else "cpu")
-    world = distributed.init(env, device)
-    try:
-        return _train(env, stop, world, device, count_range, spec)
-    finally:
-        distributed.shutdown(world)
+    world = distributed.plan(env.host_index, len(env.hosts), env.processes_per_host, local_rank)
+    device = world.device(cuda=env.num_gpus > 0 and torch.cuda.is_available())
+    if env.processes_per_host > 1:
+        # each process would otherwise start a thread per core: N processes on a
+        # CPU host split its cores (cpu_count // N threads each) instead of
+        # oversubscribing them
+        torch.set_num_threads(env.cpus_per_process)
+        log.info("local rank %d of %d on this host: %d torch threads", local_rank,
+                 env.processes_per_host, env.cpus_per_process)
+    distributed.init(env, world, device)
+    # no orderly shutdown after a failure: it is reported first, then the process
+    # ends and its connections close, so the errors that causes in the peers come
+    # later and are not taken for the cause (workers.supervise orders by time)
+    card = _train(env, stop, world, device, count_range, spec)
+    distributed.shutdown(world)
+    return card
 
 
 def _train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device,
@@ -222,23 +237,43 @@ def _system_line(system: dict) -> str:
     return line + (f"; GPU memory max {system['gpu_mem_mb_max']} MB." if "gpu_mem_mb_max" in system else ".")
 
 
+def failure(exc: Exception) -> tuple[int, str]:
+    """Exit code and ``output/failure`` reason for ``exc``; call in its ``except``."""
+    if isinstance(exc, Interrupted):
+        log.error("training interrupted: %s", exc)
+        return 143, f"Interrupted: {exc}"  # 128 + SIGTERM, as if killed, but saved
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, EXPECTED_FAILURES):
+        log.error("training failed: %s", reason)
+    else:  # our bug or the platform's: keep the traceback in the log
+        log.exception("training failed unexpectedly")
+    return 1, reason
+
+
+def worker(local_rank: int, stop: StopFlag, env: TrainingEnv) -> tuple[int, str]:
+    """One of several training processes on this host (``workers.supervise``)."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format=WORKER_LOG_FORMAT)
+    try:
+        run(env, stop, local_rank)
+        return 0, ""
+    except Exception as exc:
+        return failure(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format=LOG_FORMAT)
     stop = StopFlag().install()
     try:
         env = TrainingEnv.resolve(argv, interactive=sys.stderr.isatty())
-        run(env, stop)
+        if env.processes_per_host > 1:
+            code, reason = workers.supervise(worker, env.processes_per_host, (env,))
+        else:
+            run(env, stop)
+            code, reason = 0, ""
+    except Exception as exc:
+        code, reason = failure(exc)
+    if code == 0:
         return 0
-    except Interrupted as exc:
-        reason, code = f"Interrupted: {exc}", 143  # 128 + SIGTERM, as if killed, but saved
-        log.error("training interrupted: %s", exc)
-    except (HyperparameterError, NoUsableDataError, PretrainedWeightsUnavailable, ValueError) as exc:
-        reason, code = f"{type(exc).__name__}: {exc}", 1
-        log.error("training failed: %s", reason)
-    except Exception as exc:  # our bug or the platform's: keep the traceback in the log
-        reason, code = f"{type(exc).__name__}: {exc}", 1
-        log.exception("training failed unexpectedly")
     path = failure_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(reason[:1024], encoding="utf-8")

@@ -1,9 +1,11 @@
-"""Multi-host data parallelism from the SageMaker contract, and the one-host no-op.
+"""Data parallelism from the SageMaker contract, and the one-process no-op.
 
 The generic toolkit starts one process per host and no launcher, so the script
 joins ``torch.distributed`` itself: master = ``hosts[0]`` (or ``MASTER_ADDR``),
-rank = index of the current host, gloo on CPU, nccl on GPU. Every helper here
-is the identity on one host, so the single-host path has no distributed set-up.
+``processes_per_host`` processes on each host (``bincounter.training.workers``
+starts them when there is more than one), global rank = host index *
+processes per host + local rank, gloo on CPU, nccl on GPU. Every helper here is
+the identity in a world of one process, which has no distributed set-up.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ RENDEZVOUS_TIMEOUT = timedelta(minutes=10)
 class World:
     rank: int = 0
     size: int = 1
+    local_rank: int = 0
 
     @property
     def active(self) -> bool:
@@ -35,22 +38,40 @@ class World:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def device(self, cuda: bool) -> torch.device:
+        """``cuda:<local rank>`` (one GPU per process), else the CPU."""
+        return torch.device("cuda", self.local_rank) if cuda else torch.device("cpu")
 
-def init(env: TrainingEnv, device: torch.device) -> World:
-    """Join the process group when there is more than one host."""
-    if not env.is_distributed:
-        return World()
-    backend = "nccl" if device.type == "cuda" else "gloo"
+
+def plan(host_index: int, hosts: int, per_host: int, local_rank: int) -> World:
+    """This process's place among ``hosts * per_host`` processes, host by host."""
+    if not (0 <= host_index < hosts and 0 <= local_rank < per_host):
+        raise ValueError(f"no place for local rank {local_rank} on host {host_index} "
+                         f"({hosts} hosts x {per_host} processes)")
+    return World(rank=host_index * per_host + local_rank, size=hosts * per_host, local_rank=local_rank)
+
+
+def init(env: TrainingEnv, world: World, device: torch.device) -> None:
+    """Join the process group when the world has more than one process."""
+    if not world.active:
+        return
+    if device.type == "cuda":
+        # untested here (no GPU): nccl needs the process's own GPU current before
+        # it joins, and cannot carry CPU tensors (metric sums, object
+        # collectives), which go over gloo
+        torch.cuda.set_device(device)
+        backend = "cpu:gloo,cuda:nccl"
+    else:
+        backend = "gloo"
     if env.network_interface:
         # SageMaker names the interface the hosts reach each other on
         os.environ.setdefault("GLOO_SOCKET_IFNAME", env.network_interface)
         os.environ.setdefault("NCCL_SOCKET_IFNAME", env.network_interface)
     url = f"tcp://{env.master_addr}:{env.master_port}"
-    log.info("joining %s as rank %d of %d (%s, %s)", url, env.rank, len(env.hosts),
-             backend, env.current_host)
-    dist.init_process_group(backend, init_method=url, rank=env.rank, world_size=len(env.hosts),
+    log.info("joining %s as rank %d of %d (%s, %s, local rank %d)", url, world.rank, world.size,
+             backend, env.current_host, world.local_rank)
+    dist.init_process_group(backend, init_method=url, rank=world.rank, world_size=world.size,
                             timeout=RENDEZVOUS_TIMEOUT)
-    return World(rank=env.rank, size=len(env.hosts))
 
 
 def shutdown(world: World) -> None:

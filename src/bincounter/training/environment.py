@@ -71,6 +71,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="torch.profiler on this many train steps of the first epoch (0: off)")
     p.add_argument("--rules", type=str2bool, default=True,
                    help="evaluate the debugger rules on the saved trial after training")
+    p.add_argument("--processes-per-host", type=int, default=None,
+                   help="training processes on each host (default: one per GPU, 1 on a CPU host)")
     # recipe
     # off by measurement: on the ABID sample it cost 4.3 pp accuracy and 0.54 RMSE (bench-train)
     p.add_argument("--balanced-sampling", type=str2bool, default=False,
@@ -108,6 +110,7 @@ class Hyperparameters:
     checkpoint_steps: int
     profile_steps: int
     rules: bool
+    processes_per_host: int | None
     balanced_sampling: bool
     augment: bool
     label_smoothing: float
@@ -121,6 +124,8 @@ class Hyperparameters:
                   (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
                    and self.val_fraction + self.test_fraction < 1, "fractions must leave data to train on"),
                   (self.checkpoint_steps >= 0, "checkpoint-steps must be >= 0"),
+                  (self.processes_per_host is None or self.processes_per_host >= 1,
+                   "processes-per-host must be >= 1"),
                   (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
                   (self.warmup_epochs >= 0, "warmup-epochs must be >= 0")]
         for ok, msg in checks:
@@ -162,12 +167,30 @@ class TrainingEnv:
     # channel -> S3DistributionType ("FullyReplicated" or "ShardedByS3Key")
     distribution: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def is_distributed(self) -> bool:
-        return len(self.hosts) > 1
+    def __post_init__(self) -> None:
+        # each process drives cuda:<local rank>; more processes than GPUs would
+        # fail later on a device that does not exist
+        if self.num_gpus and self.processes_per_host > self.num_gpus:
+            raise HyperparameterError(f"processes-per-host {self.processes_per_host} is more than "
+                                      f"the {self.num_gpus} GPUs of this host")
 
     @property
-    def rank(self) -> int:
+    def processes_per_host(self) -> int:
+        """The ``processes-per-host`` hyperparameter, else one per GPU, else 1."""
+        if self.hp.processes_per_host is not None:
+            return self.hp.processes_per_host
+        return max(1, self.num_gpus)
+
+    @property
+    def cpus_per_process(self) -> int:
+        return max(1, self.num_cpus // self.processes_per_host)
+
+    @property
+    def is_distributed(self) -> bool:
+        return len(self.hosts) * self.processes_per_host > 1
+
+    @property
+    def host_index(self) -> int:
         return self.hosts.index(self.current_host)
 
     @classmethod
