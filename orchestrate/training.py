@@ -72,10 +72,11 @@ def _stopping(cfg: Config) -> StoppingCondition:
     return StoppingCondition(max_runtime_in_seconds=cfg.train.max_run_seconds)
 
 
-def _debug_hook(cfg: Config, job: str) -> DebugHookConfig:
+def _debug_hook(cfg: Config) -> DebugHookConfig:
     doc = hook_config(TENSORS_LOCAL_PATH)
+    # SageMaker adds <job>/debug-output/ itself; the managed rules' output sits beside it
     return DebugHookConfig(
-        s3_output_path=f"{cfg.s3_base}/debug/{job}", local_path=doc["LocalPath"],
+        s3_output_path=f"{cfg.s3_base}/debug", local_path=doc["LocalPath"],
         hook_parameters=doc["HookParameters"],
         collection_configurations=[CollectionConfiguration(collection_name=c["CollectionName"],
                                                            collection_parameters=c["CollectionParameters"])
@@ -125,7 +126,7 @@ def training_job_args(cfg: Config, p: JobPlan) -> dict:
         args["checkpoint_config"] = CheckpointConfig(s3_uri=f"{cfg.s3_base}/checkpoints/{p.name}",
                                                      local_path=CHECKPOINTS_LOCAL_PATH)
     if t.debug_hook:
-        args["debug_hook_config"] = _debug_hook(cfg, p.name)
+        args["debug_hook_config"] = _debug_hook(cfg)
     if t.debugger_rules:
         args.update(_rules(cfg, p.name))
     return args

@@ -43,7 +43,7 @@ def test_train_creates_a_spot_job_with_our_image_hyperparameters_channels_checkp
     assert job["CheckpointConfig"] == {"S3Uri": f"s3://models/exp1/checkpoints/{name}",
                                        "LocalPath": "/opt/ml/checkpoints"}
     hook = job["DebugHookConfig"]
-    assert hook["S3OutputPath"] == f"s3://models/exp1/debug/{name}"
+    assert hook["S3OutputPath"] == "s3://models/exp1/debug"  # SageMaker adds <job>/debug-output
     assert hook["HookParameters"] == HOOK_PARAMETERS
     assert {c["CollectionName"]: c["CollectionParameters"] for c in hook["CollectionConfigurations"]} == COLLECTIONS
     assert _tags(sm, job["TrainingJobArn"]) == {MANAGED_BY_KEY: "orchestrate", STACK_KEY: "t1"}
