@@ -92,3 +92,15 @@ def test_pretrained_without_weights_fails_instead_of_training_from_scratch(tmp_p
     assert proc.returncode != 0
     reason = (base / "output" / "failure").read_text()
     assert reason.startswith("PretrainedWeightsUnavailable") and "pretrained=false" in reason
+
+
+def test_diverged_training_fails_with_a_readable_reason_and_writes_no_model(tmp_path, synthetic_bins):
+    base = make_opt_ml(tmp_path / "opt_ml", {"training": synthetic_bins},
+                       {"lr": "1e12", "epochs": "1", "warmup-epochs": "0", "image-size": "32",
+                        "profile-steps": "0"})
+    proc = run_toolkit_train(base)
+    assert proc.returncode != 0
+    reason = (base / "output" / "failure").read_text()
+    assert reason.startswith("TrainingDiverged: training diverged:") and "NaN or infinity" in reason
+    assert "Lower lr" in reason
+    assert not (base / "model").exists() or not any((base / "model").iterdir())

@@ -22,6 +22,18 @@ log = logging.getLogger(__name__)
 VERSIONED = ("bincounter", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pillow")
 
 
+class TrainingDiverged(ValueError):
+    """The trained weights hold NaN or infinity: there is no model worth saving."""
+
+
+def check_finite(state: dict[str, torch.Tensor]) -> None:
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise TrainingDiverged(
+            f"training diverged: {len(bad)} of {len(state)} weight tensors hold NaN or infinity "
+            f"(first: {bad[0]}); no model was written. Lower lr or raise warmup-epochs")
+
+
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for name in VERSIONED:
@@ -36,8 +48,11 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
                   count_range: CountRange, test_loader, history: list[dict], test: dict,
                   splits: dict, extra: dict, sections: list[str]) -> ModelCard:
     hp = env.hp
-    env.model_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.cpu() for k, v in model.state_dict().items()}
+    # before anything is written: a NaN model would otherwise surface as an
+    # unexplained ONNX parity failure, after model.pth was already saved
+    check_finite(state)
+    env.model_dir.mkdir(parents=True, exist_ok=True)
     torch.save(state, env.model_dir / MODEL_PTH)
     # export a fresh copy: the trained instance carries smdebug's forward hooks
     clean = head.replace(build_model(hp.arch, count_range.num_classes, pretrained=False),
