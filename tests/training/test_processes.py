@@ -59,14 +59,14 @@ def _env(tmp_path, argv=(), **environ) -> TrainingEnv:
 
 def test_processes_per_host_default_one_per_gpu_else_one(tmp_path):
     gpu = _env(tmp_path, SM_NUM_GPUS="4", SM_NUM_CPUS="32")
-    assert (gpu.processes_per_host, gpu.cpus_per_process, gpu.is_distributed) == (4, 8, True)
+    assert (gpu.processes_per_host, gpu.cpus_per_process) == (4, 8)
     cpu = _env(tmp_path, SM_NUM_GPUS="0", SM_NUM_CPUS="2")
-    assert (cpu.processes_per_host, cpu.cpus_per_process, cpu.is_distributed) == (1, 2, False)
+    assert (cpu.processes_per_host, cpu.cpus_per_process) == (1, 2)
 
 
 def test_processes_per_host_override_splits_the_cpus(tmp_path):
     env = _env(tmp_path, ["--processes-per-host", "2"], SM_NUM_GPUS="0", SM_NUM_CPUS="5")
-    assert (env.processes_per_host, env.cpus_per_process, env.is_distributed) == (2, 2, True)
+    assert (env.processes_per_host, env.cpus_per_process) == (2, 2)
     assert env.hp.to_dict()["processes-per-host"] == 2
 
 

@@ -186,10 +186,6 @@ class TrainingEnv:
         return max(1, self.num_cpus // self.processes_per_host)
 
     @property
-    def is_distributed(self) -> bool:
-        return len(self.hosts) * self.processes_per_host > 1
-
-    @property
     def host_index(self) -> int:
         return self.hosts.index(self.current_host)
 
