@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bincounter.synth import generate
-from toolkit_helpers import SHARED_SAMPLE, make_opt_ml, run_toolkit_train
+from toolkit_helpers import SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
 
 # smdebug reads trials only on the pure-Python protobuf runtime, which protobuf fixes
 # at its first import; test modules import onnx at collection, so choose it here first
@@ -29,6 +29,18 @@ def abid_sample() -> Path:
 def synthetic_bins(tmp_path_factory) -> Path:
     """200 synthetic 64 px bins in the ABID layout, 40 per count."""
     return generate(tmp_path_factory.mktemp("synth") / "bins", n=200, seed=0, size=64)
+
+
+@pytest.fixture(scope="session")
+def tiny_bins(tmp_path_factory) -> Path:
+    """100 synthetic 32 px bins, 20 per count (``TINY`` runs)."""
+    return generate(tmp_path_factory.mktemp("tiny") / "bins", n=100, seed=0, size=32)
+
+
+@pytest.fixture(scope="session")
+def other_tiny_bins(tmp_path_factory) -> Path:
+    """A different 100: what a second host sees when the channel is sharded by S3 key."""
+    return generate(tmp_path_factory.mktemp("tiny2") / "bins", n=100, seed=1, size=32)
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +74,17 @@ def trained_model(tmp_path_factory, synthetic_bins) -> Path:
     proc = run_toolkit_train(base)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return base / "model"
+
+
+@pytest.fixture(scope="session")
+def diverging_run(tmp_path_factory, tiny_bins):
+    """One toolkit run at lr 10 with the smdebug hook, its rules evaluated: (base, process).
+    The loss diverges while the weights stay finite (seed 0), so the run finishes and
+    leaves a real trial in output/tensors. shufflenet_v2_x0_5 saves ~20 MB of tensors
+    where resnet18 saves ~600 MB."""
+    hps = {**TINY, "arch": "shufflenet_v2_x0_5", "lr": "10", "debug-hook": "true", "augment": "false",
+           "balanced-sampling": "false", "label-smoothing": "0", "checkpoint-steps": "0"}
+    base = make_opt_ml(tmp_path_factory.mktemp("diverging"), {"training": tiny_bins}, hps)
+    proc = run_toolkit_train(base)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return base, proc

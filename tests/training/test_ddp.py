@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from scale_helpers import (TINY, final_digest, free_port, make_opt_ml,  # noqa: F401
-                           other_tiny_bins, start_toolkit, tiny_bins, write_config)
+from devtools.local_serve import free_port
+from scale_helpers import final_digest, start_toolkit, write_config
+from toolkit_helpers import TINY, make_opt_ml
 
 HOSTS = ["algo-1", "algo-2"]
 

@@ -20,8 +20,9 @@ import toy_workers
 from bincounter.training.distributed import World, plan
 from bincounter.training.environment import HyperparameterError, TrainingEnv
 from bincounter.training.workers import supervise
-from scale_helpers import (TINY, free_port, make_opt_ml, start_toolkit, tiny_bins,  # noqa: F401
-                           write_config)
+from devtools.local_serve import free_port
+from scale_helpers import start_toolkit, write_config
+from toolkit_helpers import TINY, make_opt_ml
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bincounter.training.profiling import StepTimer, SystemMonitor
-from scale_helpers import TINY, make_opt_ml, run_toolkit_train, tiny_bins  # noqa: F401
+from toolkit_helpers import TINY, make_opt_ml, run_toolkit_train
 
 
 def test_system_monitor_samples_on_its_interval_into_json_lines(tmp_path):

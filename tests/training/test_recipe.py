@@ -13,7 +13,7 @@ from PIL import Image
 from bincounter.modelcard import ModelCard
 from bincounter.training.data import EpochSampler
 from bincounter.training.recipe import CumulativeLogitHead, Head, augment_bin, ordinal_probabilities, warmup_cosine
-from scale_helpers import TINY, make_opt_ml, run_toolkit_train, tiny_bins  # noqa: F401
+from toolkit_helpers import TINY, make_opt_ml, run_toolkit_train
 
 
 def test_augmentation_keeps_size_and_is_a_function_of_its_seed():

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from bincounter.training import checkpoint
-from scale_helpers import TINY, make_opt_ml, run_toolkit_train, start_toolkit, tiny_bins  # noqa: F401
+from scale_helpers import start_toolkit
+from toolkit_helpers import TINY, make_opt_ml, run_toolkit_train
 
 STOP_AFTER = "epoch 1 step 4/10"
 
