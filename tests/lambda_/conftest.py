@@ -7,7 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from lambda_helpers import ENDPOINT, FAKE_AWS, SERVE, client, handler, start_serve, stop_process
+
+from devtools.local_serve import start_serve
+from devtools.local_serve import stop as stop_process
+from lambda_helpers import ENDPOINT, FAKE_AWS, SERVE, client, handler
 
 
 @pytest.fixture(autouse=True)

@@ -22,8 +22,6 @@ if str(LAMBDA_DIR) not in sys.path:
     sys.path.insert(0, str(LAMBDA_DIR))
 
 import handler  # noqa: E402  (needs the path above)
-from devtools.local_serve import free_port, start_serve  # noqa: E402,F401
-from devtools.local_serve import stop as stop_process  # noqa: E402,F401
 
 
 def load_event(name: str, image: bytes | None = None) -> dict:

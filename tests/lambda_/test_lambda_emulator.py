@@ -10,7 +10,8 @@ from pathlib import Path
 
 import botocore.exceptions
 import pytest
-from lambda_helpers import ENDPOINT, LAMBDA_DIR, ROOT, client, load_event, stop_process
+from devtools.local_serve import stop as stop_process
+from lambda_helpers import ENDPOINT, LAMBDA_DIR, ROOT, client, load_event
 
 from devtools.lambda_emulator import LambdaEmulator, load_handler, spawn
 

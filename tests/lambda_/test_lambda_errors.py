@@ -7,7 +7,8 @@ import json
 import socket
 
 import pytest
-from lambda_helpers import ENDPOINT, client, free_port, load_event
+from devtools.local_serve import free_port
+from lambda_helpers import ENDPOINT, client, load_event
 
 import handler
 from devtools.runtime_emulator import RuntimeEmulator
