@@ -89,16 +89,13 @@ def find_trial(s3, desc: dict) -> str:
         raise LookupError(f"training job {name} has no DebugHookConfig: it saved no smdebug "
                           "tensors to evaluate (started with train.debug_hook = false?)")
     bucket, base = _split_s3(out)
-    base = f"{base}/" if base else ""
-    # SageMaker uploads the hook's tensors to <S3OutputPath>/<job>/debug-output/; a trial
-    # copied straight to S3OutputPath is read too. Both are probed, nothing wider is listed:
-    # an S3OutputPath shared by many jobs can hold a great many objects.
-    for root in (f"{base}{name}/debug-output/", base):
-        if s3.list_objects_v2(Bucket=bucket, Prefix=f"{root}index/", MaxKeys=1).get("KeyCount"):
-            return f"s3://{bucket}/{root}"
-    raise LookupError(f"no smdebug tensors found under s3://{bucket}/{base} for training job {name} "
-                      f"(no index/ in {name}/debug-output/ nor at the top; SageMaker uploads them "
-                      "while the job runs, after its first saved step)")
+    # where SageMaker uploads the hook's tensors; one probe, nothing wider is listed:
+    # the output path is shared by every job of the stack
+    root = f"{base}/{name}/debug-output/" if base else f"{name}/debug-output/"
+    if s3.list_objects_v2(Bucket=bucket, Prefix=f"{root}index/", MaxKeys=1).get("KeyCount"):
+        return f"s3://{bucket}/{root}"
+    raise LookupError(f"no smdebug tensors found under s3://{bucket}/{root} for training job {name} "
+                      "(SageMaker uploads them while the job runs, after its first saved step)")
 
 
 def download_trial(s3, uri: str, dest: Path, workers: int = 8) -> Path:

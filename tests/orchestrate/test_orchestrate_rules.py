@@ -94,14 +94,6 @@ def test_rules_read_from_s3_with_the_given_client_agree_with_the_local_trial_and
     assert len(re.findall(r"^  rule \w+: (IssuesFound|NoIssuesFound) \(", text, re.M)) == len(RULES)
 
 
-def test_a_trial_copied_straight_to_the_s3_output_path_is_found_there_too(aws, make_cfg, tmp_path):
-    desc = _job(aws, make_cfg)
-    (tmp_path / "t" / "index" / "000000000").mkdir(parents=True)
-    (tmp_path / "t" / "index" / "000000000" / "000000000000_worker_0.json").write_text("{}")
-    _upload(tmp_path / "t", desc["DebugHookConfig"]["S3OutputPath"] + "/")
-    assert report.find_trial(aws.client("s3"), desc) == desc["DebugHookConfig"]["S3OutputPath"] + "/"
-
-
 def test_report_rules_on_a_job_without_a_debug_hook_is_an_error_naming_the_job(aws, make_cfg, config, capsys):
     name = _job(aws, make_cfg, "train.debug_hook=false")["TrainingJobName"]
     assert cli.main(["--config", str(config), "report", "--training-job", name, "--rules"], session=aws) == 1
@@ -115,5 +107,5 @@ def test_report_rules_with_no_tensors_in_s3_is_an_error_naming_the_s3_uri(aws, m
     assert cli.main(["--config", str(config), "report", "--training-job", desc["TrainingJobName"], "--rules"],
                     session=aws) == 1
     err = capsys.readouterr().err
-    assert f"no smdebug tensors found under {desc['DebugHookConfig']['S3OutputPath']}/" in err
+    assert f"no smdebug tensors found under {_debug_output(desc)} for training job" in err
     assert "Traceback" not in err
