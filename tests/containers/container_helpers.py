@@ -12,8 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 WHEELS = ROOT / "wheels"
 BASE_IMAGE = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
-TRAINING_IMAGE = "bincounter-training:latest"
-SERVING_IMAGE = "bincounter-serving:latest"
+# IMAGE_TAG as in the Makefile and docker-compose.yml: a second checkout testing on
+# the same engine uses its own tag instead of overwriting this one's images
+IMAGE_TAG = os.environ.get("IMAGE_TAG") or "latest"
+TRAINING_IMAGE = f"bincounter-training:{IMAGE_TAG}"
+SERVING_IMAGE = f"bincounter-serving:{IMAGE_TAG}"
 LOCKS = {"training": ROOT / "requirements" / "training.lock",
          "serving": ROOT / "requirements" / "serving.lock"}
 
