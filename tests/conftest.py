@@ -4,17 +4,14 @@ and one tiny model trained by the real toolkit per test session."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+# first: it chooses the protobuf runtime smdebug needs, before a test module's onnx import
+import bincounter.training  # noqa: F401
 import pytest
 
 from bincounter.synth import generate
 from toolkit_helpers import SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
-
-# smdebug reads trials only on the pure-Python protobuf runtime, which protobuf fixes
-# at its first import; test modules import onnx at collection, so choose it here first
-os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 
 @pytest.fixture(scope="session")
