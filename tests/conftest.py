@@ -74,6 +74,18 @@ def trained_model(tmp_path_factory, synthetic_bins) -> Path:
 
 
 @pytest.fixture(scope="session")
+def quantized_model(tmp_path_factory, tiny_bins) -> Path:
+    """The one toolkit run that quantizes (every other run sets quantize=false through the
+    fixture tree, keeping CI time flat): ``int8-max-drop`` -100 makes the card name fp32
+    whatever int8 measures, with the reason. Its model dir."""
+    base = make_opt_ml(tmp_path_factory.mktemp("quantized"), {"training": tiny_bins},
+                       {**TINY, "quantize": "true", "int8-max-drop": "-100"})
+    proc = run_toolkit_train(base)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return base / "model"
+
+
+@pytest.fixture(scope="session")
 def diverging_run(tmp_path_factory, tiny_bins):
     """One toolkit run at lr 10 with the smdebug hook, its rules evaluated: (base, process).
     The loss diverges while the weights stay finite (seed 0), so the run finishes and

@@ -18,6 +18,8 @@ from bincounter.preprocess import PreprocessSpec
 SCHEMA_VERSION = 1
 MODEL_JSON = "model.json"
 MODEL_ONNX = "model.onnx"
+# the static int8 twin training writes beside model.onnx (bincounter.training.quantize)
+MODEL_INT8_ONNX = "model.int8.onnx"
 MODEL_PTH = "model.pth"
 ONNX_INPUT = "input"
 ONNX_OUTPUT = "probabilities"
@@ -60,6 +62,9 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    # the int8 twin: how it was made, fp32 against int8 on the test split, and why
+    # ``onnx_file`` names the one it names (empty when training did not quantize)
+    quantization: dict = field(default_factory=dict)
 
     @property
     def count_range(self) -> CountRange:
@@ -76,6 +81,7 @@ class ModelCard:
             "metrics": self.metrics,
             "versions": self.versions,
             "training": self.training,
+            "quantization": self.quantization,
         }
 
     def write(self, model_dir: str | Path) -> Path:
@@ -96,7 +102,7 @@ class ModelCard:
                        verification=VerificationThresholds(**d.get("verification", {})),
                        onnx_file=d.get("onnx", {}).get("file", MODEL_ONNX),
                        metrics=d.get("metrics", {}), versions=d.get("versions", {}),
-                       training=d.get("training", {}))
+                       training=d.get("training", {}), quantization=d.get("quantization", {}))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             if isinstance(exc, ModelCardError):
                 raise

@@ -68,6 +68,10 @@ PARAMS: dict[str, Param] = {
                   choices=HEADS),
     "warmup-epochs": Param(float, 0.5, "linear LR warm-up before the cosine decay"),
     "amp": Param(str2bool, True, "mixed precision (GPU only)"),
+    # the int8 twin (bincounter.training.quantize)
+    "quantize": Param(str2bool, True, "also write model.int8.onnx and serve it where its answers hold"),
+    "int8-max-drop": Param(float, 1.0, "test accuracy points int8 may lose against fp32 and still be served"),
+    "int8-calibration-images": Param(int, 256, "training images int8 is calibrated on (at most the split)"),
 }
 
 
@@ -114,6 +118,9 @@ class Hyperparameters:
     head: str
     warmup_epochs: float
     amp: bool
+    quantize: bool
+    int8_max_drop: float
+    int8_calibration_images: int
 
     def __post_init__(self) -> None:
         checks = [(self.lr > 0, "lr must be > 0"), (self.batch_size > 0, "batch-size must be > 0"),
@@ -125,7 +132,8 @@ class Hyperparameters:
                   (self.processes_per_host is None or self.processes_per_host >= 1,
                    "processes-per-host must be >= 1"),
                   (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
-                  (self.warmup_epochs >= 0, "warmup-epochs must be >= 0")]
+                  (self.warmup_epochs >= 0, "warmup-epochs must be >= 0"),
+                  (self.int8_calibration_images >= 1, "int8-calibration-images must be >= 1")]
         for ok, msg in checks:
             if not ok:
                 raise HyperparameterError(msg)

@@ -1,4 +1,4 @@
-"""What a finished run leaves behind: model.pth, model.onnx, model.json, the report."""
+"""What a finished run leaves behind: model.pth, model.onnx (and its int8 twin), model.json, the report."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import torch
 from torch import nn
 
 from bincounter.labels import CountRange
-from bincounter.modelcard import MODEL_ONNX, MODEL_PTH, ModelCard
+from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, MODEL_PTH, ModelCard, VerificationThresholds
 from bincounter.preprocess import PreprocessSpec
 from bincounter.training.environment import TrainingEnv
 from bincounter.training.export import export_onnx
 from bincounter.training.failures import TrainingDiverged
 from bincounter.training.models import build_model
+from bincounter.training.quantize import Criteria, Recipe, markdown, quantize_model
 from bincounter.training.recipe import Head
 from bincounter.training.report import write_report
+from bincounter.verification import Thresholds
 
 log = logging.getLogger(__name__)
 VERSIONED = ("bincounter", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pillow")
@@ -57,9 +59,20 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
     clean.load_state_dict(state)
     batch = next(b for b in test_loader if b is not None)[0][:8]
     parity = export_onnx(clean, batch, env.model_dir / MODEL_ONNX, to_probabilities=head.probabilities)
+    verification = VerificationThresholds()
+    quantization = {}
+    if hp.quantize:
+        # issue 12 wires the thresholds chosen on validation and hp.max_false_match here
+        quantization = quantize_model(
+            env.model_dir, MODEL_ONNX, splits["train"], splits["test"], spec, count_range.counts,
+            Thresholds(verification.match_at, verification.mismatch_at),
+            Criteria(hp.int8_max_drop, max_false_match=0.01), Recipe(images=hp.int8_calibration_images),
+            seed=hp.seed, threads=env.cpus_per_process)
+        sections = [*sections, *markdown(quantization)]
     ev = test["evaluation"]
     card = ModelCard(
-        classes=count_range.counts, preprocess=spec, arch=hp.arch,
+        classes=count_range.counts, preprocess=spec, arch=hp.arch, verification=verification,
+        onnx_file=MODEL_INT8_ONNX if quantization.get("served") else MODEL_ONNX, quantization=quantization,
         metrics={"test": {"accuracy": ev.accuracy, "rmse": ev.rmse, "loss": test["loss"], "n": ev.n},
                  "validation": {k: history[-1][k] for k in ("val_loss", "val_accuracy", "val_rmse")}
                  if history else {}},
