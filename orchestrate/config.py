@@ -86,6 +86,17 @@ class DeploySection:
 
 
 @dataclass
+class CostsSection:
+    # USD per hour of one real-time endpoint instance, by instance type (SageMaker
+    # on-demand, us-east-1): what `report` prices the measured rates at
+    hourly_usd: dict = field(default_factory=lambda: {"ml.m5.large": 0.115})
+    # images per second one instance serves, by instance type and model, measured by
+    # `make bench-serve` (README "Serving int8"); `measured` says where and when
+    img_per_s: dict = field(default_factory=dict)
+    measured: str = ""
+
+
+@dataclass
 class LambdaSection:
     function_name: str = "bincounter-verify"
     source_dir: str = "lambda"
@@ -108,6 +119,7 @@ class Config:
     tune: TuneSection = field(default_factory=TuneSection)
     deploy: DeploySection = field(default_factory=DeploySection)
     function: LambdaSection = field(default_factory=LambdaSection)
+    costs: CostsSection = field(default_factory=CostsSection)
     source: str = "defaults"
 
     @property
@@ -139,7 +151,7 @@ class Config:
         setattr(section, parts[1], _coerce(dotted, raw, getattr(section, parts[1])))
 
 
-_SECTIONS = ("aws", "images", "data", "train", "tune", "deploy", "lambda")
+_SECTIONS = ("aws", "images", "data", "train", "tune", "deploy", "lambda", "costs")
 # ``lambda`` is a Python keyword, so its section lives in the ``function`` attribute.
 _ATTR = {"lambda": "function"}
 
