@@ -3,7 +3,9 @@ and one tiny model trained by the real toolkit per test session."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 # first: it chooses the protobuf runtime smdebug needs, before a test module's onnx import
@@ -83,6 +85,19 @@ def quantized_model(tmp_path_factory, tiny_bins) -> Path:
     proc = run_toolkit_train(base)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return base / "model"
+
+
+@pytest.fixture(scope="session")
+def int8_model(quantized_model, tmp_path_factory) -> Path:
+    """The quantized run's model files (copied, so a container can mount them) under a card
+    that names the int8 twin, as training writes it where int8 holds."""
+    from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, ModelCard
+
+    model_dir = tmp_path_factory.mktemp("int8_model")
+    for name in (MODEL_ONNX, MODEL_INT8_ONNX):
+        shutil.copy(quantized_model / name, model_dir / name)
+    dataclasses.replace(ModelCard.read(quantized_model), onnx_file=MODEL_INT8_ONNX).write(model_dir)
+    return model_dir
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,6 @@ HTTP equal ONNX Runtime's on the same preprocessed input."""
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
-
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -17,18 +14,6 @@ from bincounter.serving.settings import ServeSettings
 from devtools.local_serve import start_serve, stop
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def int8_named(quantized_model, tmp_path_factory):
-    """The quantized run's model files under a card that names the int8 twin, as training
-    writes it when int8 holds (this run's card names fp32: int8-max-drop -100)."""
-    model_dir = tmp_path_factory.mktemp("int8_named")
-    for name in (MODEL_ONNX, MODEL_INT8_ONNX):
-        shutil.copy(quantized_model / name, model_dir / name)
-    card = ModelCard.read(quantized_model)
-    dataclasses.replace(card, onnx_file=MODEL_INT8_ONNX).write(model_dir)
-    return model_dir
 
 
 def onnx_runtime(path, jpegs: list[bytes], card: ModelCard) -> np.ndarray:
@@ -52,11 +37,11 @@ def served(url_or_client, jpegs: list[bytes], classes: list[int]) -> np.ndarray:
     return np.asarray(rows)
 
 
-def test_serve_on_an_int8_card_answers_as_onnx_runtime_runs_the_int8_graph(int8_named, real_jpegs, tmp_path):
-    card = ModelCard.read(int8_named)
-    int8 = onnx_runtime(int8_named / MODEL_INT8_ONNX, real_jpegs, card)
-    fp32 = onnx_runtime(int8_named / MODEL_ONNX, real_jpegs, card)
-    proc, url = start_serve(int8_named, tmp_path / "serve.log")
+def test_serve_on_an_int8_card_answers_as_onnx_runtime_runs_the_int8_graph(int8_model, real_jpegs, tmp_path):
+    card = ModelCard.read(int8_model)
+    int8 = onnx_runtime(int8_model / MODEL_INT8_ONNX, real_jpegs, card)
+    fp32 = onnx_runtime(int8_model / MODEL_ONNX, real_jpegs, card)
+    proc, url = start_serve(int8_model, tmp_path / "serve.log")
     try:
         got = served(url, real_jpegs, card.classes)
     finally:
