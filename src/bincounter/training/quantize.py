@@ -128,10 +128,9 @@ def write_int8(fp32: Path, int8: Path, calibration: np.ndarray, recipe: Recipe) 
 
 
 def run(session, x: np.ndarray) -> np.ndarray:
-    """Probabilities for ``x`` in the server's run batches."""
-    parts = [session.run([ONNX_OUTPUT], {ONNX_INPUT: x[i:i + MAX_RUN_BATCH]})[0]
-             for i in range(0, len(x), MAX_RUN_BATCH)]
-    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    """Probabilities for ``x`` (at least one image) in the server's run batches."""
+    return np.concatenate([session.run([ONNX_OUTPUT], {ONNX_INPUT: x[i:i + MAX_RUN_BATCH]})[0]
+                           for i in range(0, len(x), MAX_RUN_BATCH)])
 
 
 def answer(paths: dict[str, Path], samples: Sequence[Sample], spec: PreprocessSpec,
@@ -142,10 +141,14 @@ def answer(paths: dict[str, Path], samples: Sequence[Sample], spec: PreprocessSp
     counts, bad = [], []
     for start in range(0, len(samples), EVAL_CHUNK):
         x, y, b = read_inputs(samples[start:start + EVAL_CHUNK], spec)
-        counts.append(y)
         bad += b
+        if not len(x):
+            continue
+        counts.append(y)
         for name, session in sessions.items():
             probs[name].append(run(session, x))
+    if not counts:
+        raise ValueError("no test image could be decoded")
     return {k: np.concatenate(v) for k, v in probs.items()}, np.concatenate(counts), bad
 
 
@@ -225,8 +228,6 @@ def quantize_model(model_dir: Path, fp32_file: str, train: Sequence[Sample], tes
         section["recipe"]["images"] = len(calibration)
         written = time.monotonic()
         probs, counts, bad = answer({"fp32": fp32, "int8": int8}, test, spec, threads)
-        if len(counts) == 0:
-            raise ValueError("no test image could be decoded")
         speed_inputs, _, _ = read_inputs(test[:LATENCY_IMAGES + 2], spec)
         ms = ms_per_image({"fp32": fp32, "int8": int8}, speed_inputs)
     except Exception as exc:  # noqa: BLE001 - any failure here leaves a complete fp32 model to serve
