@@ -93,7 +93,7 @@ def test_sigterm_stops_serve_within_5_s_with_exit_0(server):
     assert stopped <= STOPPED_WITHIN_S
 
 
-def test_the_serving_image_serves_the_int8_twin_model_json_names(serving_image, int8_model, abid_sample):
+def test_the_serving_image_serves_the_int8_twin_model_json_names(serving_image, network, int8_model, abid_sample):
     import numpy as np
     import onnxruntime as ort
 
@@ -102,7 +102,7 @@ def test_the_serving_image_serves_the_int8_twin_model_json_names(serving_image, 
 
     card = ModelCard.read(int8_model)
     session = ort.InferenceSession(str(int8_model / MODEL_INT8_ONNX), providers=["CPUExecutionProvider"])
-    cid = docker("run", "-d", "-p", "127.0.0.1::8080", "-v", f"{int8_model}:/opt/ml/model:ro",
+    cid = docker("run", "-d", "--network", network, "-p", "127.0.0.1::8080", "-v", f"{int8_model}:/opt/ml/model:ro",
                  serving_image, "serve").stdout.strip()
     try:
         url = f"http://127.0.0.1:{docker('port', cid, '8080/tcp').stdout.split()[0].rsplit(':', 1)[1]}"
