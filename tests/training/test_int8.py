@@ -12,7 +12,8 @@ import pytest
 from bincounter.metadata import Sample
 from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, ModelCard
 from bincounter.preprocess import PreprocessSpec
-from bincounter.training.quantize import Criteria, decide, read_inputs
+from bincounter.training.quantize import Criteria, decide, quantize_model, read_inputs
+from bincounter.verification import Thresholds
 
 
 def scores(accuracy: float, rmse: float, false_match: float | None, n: int = 600) -> dict:
@@ -68,6 +69,16 @@ def test_an_undecodable_image_is_left_out_by_name(tmp_path, tiny_bins):
     x, counts, left_out = read_inputs(samples, PreprocessSpec(image_size=32))
     assert x.shape == (2, 3, 32, 32) and counts.tolist() == [1, 1]
     assert left_out == [str(bad)]
+
+
+def test_a_quantization_that_fails_keeps_fp32_and_says_why(tmp_path, tiny_bins):
+    (tmp_path / MODEL_ONNX).write_bytes(b"not an onnx graph")
+    images = sorted((tiny_bins / "images").glob("*.jpg"))[:8]
+    samples = [Sample(p.stem, p, 1 + i % 5) for i, p in enumerate(images)]
+    section = quantize_model(tmp_path, MODEL_ONNX, samples, samples, PreprocessSpec(image_size=32),
+                             [1, 2, 3, 4, 5], Thresholds(), CRITERIA)
+    assert section["served"] is False and section["reasons"][0].startswith("quantization failed: ")
+    assert not (tmp_path / MODEL_INT8_ONNX).exists()
 
 
 @pytest.mark.slow
