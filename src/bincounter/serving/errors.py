@@ -11,9 +11,10 @@ from werkzeug.exceptions import HTTPException
 
 from bincounter.modelcard import ModelCardError
 from bincounter.preprocess import ImageDecodeError, ImageTooLargeError
+from bincounter.serving.settings import REALTIME_PAYLOAD_MB
 
-# SageMaker's limit for real-time request and response bodies (PLATFORM.md §1).
-MAX_BODY_BYTES = 6_291_456
+# SageMaker's limit for real-time request and response bodies (PLATFORM.md §1): 6,291,456.
+MAX_BODY_BYTES = REALTIME_PAYLOAD_MB * 1024 * 1024
 
 
 class BadRequest(ValueError):
@@ -54,12 +55,12 @@ def status_for(exc: BaseException) -> int:
     return 500
 
 
-def error_message(exc: BaseException, status: int) -> str:
+def error_message(exc: BaseException, status: int, max_body_bytes: int = MAX_BODY_BYTES) -> str:
     """The client-facing reason; a 500 never leaks internals."""
     if status >= 500 and status != 503:
         return "internal server error; the request id is in the server log"
     if status == 413 and isinstance(exc, HTTPException):
-        return f"request body is larger than {MAX_BODY_BYTES} bytes"
+        return f"request body is larger than {max_body_bytes} bytes"
     if isinstance(exc, HTTPException):
         return exc.description or exc.name
     return str(exc) or type(exc).__name__
