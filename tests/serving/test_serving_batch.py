@@ -8,6 +8,7 @@ import base64
 import json
 import threading
 import time
+from http.client import HTTPConnection
 
 import pytest
 from serving_helpers import call, encode, http, jpeg_bomb, loaded_app, start_serve, stop, wait_ready
@@ -202,3 +203,19 @@ def test_ping_answers_within_2_s_while_the_only_worker_counts_a_long_mini_batch(
           f"{finished['at'] - started:.1f} s mini-batch")
     assert ping.status == 200 and answered - sent < 2.0
     assert finished == {"status": 200, "at": finished["at"]} and finished["at"] > answered
+
+
+def test_sigterm_stops_a_batch_server_at_once_after_keep_alive_requests(trained_model, bin_jpegs, tmp_path):
+    """The SDK's local mode (and Batch Transform's agent) reuse connections; gunicorn must not
+    wait out its graceful timeout for them."""
+    proc, url = start_serve(trained_model, tmp_path / "serve.log", SAGEMAKER_BATCH="true")
+    try:
+        wait_ready(proc, url)
+        conn = HTTPConnection(url.removeprefix("http://"), timeout=30)
+        for _ in range(3):
+            conn.request("POST", "/invocations", body=bin_jpegs[2], headers={"Content-Type": "image/jpeg"})
+            assert conn.getresponse().read()
+        start = time.monotonic()
+    finally:
+        code = stop(proc)
+    assert code == 0 and time.monotonic() - start < 5.0
