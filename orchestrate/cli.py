@@ -14,7 +14,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrate import aws
+from orchestrate import audit_cli, aws
 from orchestrate.config import Config, ConfigError, load
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,8 @@ def parser() -> argparse.ArgumentParser:
 
     add("lambda", help="create or update the Lambda front door and its role")
 
+    audit_cli.add_parsers(add)
+
     s = add("report", help="status, metrics, spot saving of a training or tuning job")
     s.add_argument("--training-job", help="default: the stack's latest completed training job")
     s.add_argument("--tuning-job")
@@ -225,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy, "invoke": cmd_invoke,
-            "lambda": cmd_lambda, "report": cmd_report, "teardown": cmd_teardown}
+            "lambda": cmd_lambda, "report": cmd_report, "teardown": cmd_teardown, **audit_cli.COMMANDS}
 
 
 def main(argv: list[str] | None = None, session=None) -> int:
