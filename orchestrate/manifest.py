@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from orchestrate.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 IMAGES_DIR = "bin-images/"
@@ -31,8 +33,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class ManifestError(ValueError):
-    """An id list, listing or manifest file that cannot be used."""
+class ManifestError(ConfigError):
+    """An id list, listing or manifest file that cannot be used (the CLI reports it like a setting)."""
 
 
 def split_s3(uri: str) -> tuple[str, str]:
