@@ -89,6 +89,8 @@ def add_parsers(add) -> None:
     s.add_argument("--out", metavar="DIR", help="audit.csv / audit.md / audit.json here (default: audit/JOB)")
     s.add_argument("--local", action="store_true",
                    help="run the transform here with the SageMaker SDK's local mode (Docker)")
+    s.add_argument("--endpoint", metavar="URL", help="with --local: a serving container already running in "
+                                                    "batch mode (compose's audit profile) instead of the SDK's")
     s.add_argument("--dry-run", action="store_true", help="print the requests, send none")
     s.add_argument("--poll-seconds", type=float, default=30)
 

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path
@@ -68,6 +69,18 @@ def _advance(bar: Progress, done: int) -> None:
         bar.update(min(done, bar.total) - bar.done)
 
 
+def _run_sdk(cfg: Config, job: str, image: str, model_dir: Path, folder: Path, outputs: Path, tmp: Path,
+             out: Path, bar: Progress) -> local_transform.LocalRun:
+    (tmp / "work").mkdir()
+    sess = local_transform.local_session(cfg.aws.region, container_root=tmp / "work")
+    with (open(out / "transform.log", "w", encoding="utf-8") as container_log,
+          contextlib.redirect_stdout(container_log)):  # the SDK prints the container's log
+        return local_transform.run_local(
+            sess, job=job, image=image, model_dir=model_dir, input_uri=folder.resolve().as_uri(),
+            output_uri=outputs.resolve().as_uri(), content_type=cfg.audit.content_type,
+            on_count=lambda n: _advance(bar, n))
+
+
 def run(a, cfg: Config, image: str, s3=None, public_s3=None) -> dict[str, Path]:
     out = Path(a.out or Path("audit") / unique_name("local", "audit"))
     out.mkdir(parents=True, exist_ok=True)
@@ -82,16 +95,14 @@ def run(a, cfg: Config, image: str, s3=None, public_s3=None) -> dict[str, Path]:
         verification = json.loads((model_dir / MODEL_JSON).read_text()).get("verification") or {}
         if not a.metadata and not a.expected and (folder.parent / "metadata").is_dir():
             a.metadata = str(folder.parent / "metadata")  # the ABID layout: images/ beside metadata/
-        (tmp / "work").mkdir()
-        sess = local_transform.local_session(cfg.aws.region, container_root=tmp / "work")
         outputs = out / "outputs"
-        with (Progress(len(photos), f"local transform {job}") as bar,
-              open(out / "transform.log", "w", encoding="utf-8") as container_log,
-              contextlib.redirect_stdout(container_log)):  # the SDK prints the container's log
-            done = local_transform.run_local(
-                sess, job=job, image=image, model_dir=model_dir, input_uri=folder.resolve().as_uri(),
-                output_uri=outputs.resolve().as_uri(), content_type=cfg.audit.content_type,
-                on_count=lambda n: _advance(bar, n))
+        shutil.rmtree(outputs, ignore_errors=True)  # an earlier run's outputs must not be joined
+        with Progress(len(photos), f"local transform {job}") as bar:
+            if a.endpoint:  # a serving container already running in batch mode (compose)
+                done = local_transform.run_attached(a.endpoint.rstrip("/"), photos, outputs,
+                                                    cfg.audit.content_type, lambda n: _advance(bar, n))
+            else:
+                done = _run_sdk(cfg, job, image, model_dir, folder, outputs, tmp, out, bar)
             _advance(bar, len(photos))
     expected, reasons = expected_quantities(a, ids, a.metadata or "", s3, public_s3, cfg.data.source_bucket,
                                             cfg.data.workers)
@@ -99,8 +110,9 @@ def run(a, cfg: Config, image: str, s3=None, public_s3=None) -> dict[str, Path]:
     cost = audit_report.Cost(done.seconds, cfg.audit.hourly_price,
                              f"1 x this machine ({os.cpu_count()} CPUs) standing in for one "
                              f"{cfg.audit.instance_type}", len(ids))
-    facts = [f"- local transform `{job}` (SageMaker SDK local mode, image `{image}`): "
-             f"{done.description['TransformJobStatus']} in {done.seconds:.1f} s",
+    how = (f"the serving container at {a.endpoint}" if a.endpoint
+           else f"SageMaker SDK local mode, image `{image}`")
+    facts = [f"- local transform `{job}` ({how}): {done.description['TransformJobStatus']} in {done.seconds:.1f} s",
              f"- photos: {a.images or a.manifest or a.file_list or a.ids} ({len(ids):,})",
              f"- model: {a.model_data}", f"- outputs: {outputs}"]
     return report(rows, out, f"Audit {job} (local)", facts, verification, cost, cfg.audit.recount_rows)

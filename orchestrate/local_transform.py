@@ -28,6 +28,10 @@ What the SDK's local mode (sagemaker 3.27) lacks, and what we do about it:
   writes nothing and fails the job); batch mode answers 200 anyway.
 * It passes the boto session's AWS credentials into the container's
   environment: a run on local folders gets a session without credentials.
+* It cannot run inside a container without the Docker socket (compose's
+  ``audit`` profile): ``run_attached`` drives an already running serving
+  container the same way (execution parameters, one photo per request, up to
+  MaxConcurrentTransforms at once, ``<photo>.out`` written only for a 2xx).
 * It never removes its serving container, and leaves it running when the job
   fails (e.g. on that strategy): ``run_local`` removes the containers of the
   compose projects it made in its working folder.
@@ -184,3 +188,40 @@ def run_local(sess, *, job: str, image: str, model_dir: Path, input_uri: str, ou
         output_uri = output_uri.rstrip("/") + f"/{job}/"
     log.info("local transform %s: %s in %.1f s", job, description["TransformJobStatus"], seconds)
     return LocalRun(job, seconds, output_uri, description)
+
+
+def run_attached(url: str, photos: list[Path], output_dir: Path, content_type: str = "image/jpeg",
+                 on_count: Callable[[int], None] | None = None, timeout: float = 600.0) -> LocalRun:
+    """Batch Transform's contract against a serving container already running in batch mode at
+    ``url``: ask ``/execution-parameters``, send each photo as one record, up to
+    MaxConcurrentTransforms at once, and write ``<photo>.out`` (answer + newline) for a 2xx only."""
+    import json
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    with urllib.request.urlopen(f"{url}/execution-parameters", timeout=10) as reply:
+        params = json.loads(reply.read())
+    output_dir.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+
+    def one(photo: Path) -> None:
+        req = urllib.request.Request(f"{url}/invocations", data=photo.read_bytes(), method="POST",
+                                     headers={"Content-Type": content_type, "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as reply:
+                (output_dir / f"{photo.name}.out").write_bytes(reply.read() + b"\n")
+        except urllib.error.HTTPError as exc:  # the service writes no output for it either
+            failed.append(f"{photo.name}: HTTP {exc.code}")
+
+    start, done = time.monotonic(), 0
+    with ThreadPoolExecutor(int(params.get("MaxConcurrentTransforms", 1))) as pool:
+        for _ in pool.map(one, photos):
+            done += 1
+            if on_count:
+                on_count(done)
+    seconds = time.monotonic() - start
+    status = "Failed" if failed else "Completed"
+    log.info("attached transform at %s (%s): %s in %.1f s", url, params, status, seconds)
+    return LocalRun("attached", seconds, output_dir.as_uri(),
+                    {"TransformJobStatus": status, "ExecutionParameters": params, "FailedRecords": failed})
