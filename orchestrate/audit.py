@@ -158,15 +158,6 @@ def wait(sm, outputs: Store, job: str, total: int, timeout: float, poll: float) 
             time.sleep(poll)
 
 
-def job_cost(desc: dict, price: float, bins: int) -> audit_report.Cost | None:
-    start, end = desc.get("TransformStartTime"), desc.get("TransformEndTime")
-    if not (start and end):
-        return None
-    res = desc["TransformResources"]
-    return audit_report.Cost((end - start).total_seconds() * res["InstanceCount"], price,
-                             f"{res['InstanceCount']} x {res['InstanceType']}", bins)
-
-
 def report(rows, out: Path, title: str, facts: list[str], verification: dict, cost,
            limit: int) -> dict[str, Path]:
     paths = audit_report.write(rows, out, title, facts, verification, cost, limit)
@@ -222,7 +213,7 @@ def run(a, cfg: Config, clients: dict, image: str) -> dict:
     status = desc["TransformJobStatus"] + (f" ({desc['FailureReason']})" if desc.get("FailureReason") else "")
     facts = [f"- transform job `{job}`: {status}", f"- photos: {inputs.uri or inputs.photos.prefix} "
              f"({len(ids):,})", f"- model: {model_data}", f"- outputs: {output_uri}"]
-    cost = job_cost(desc, cfg.audit.hourly_price, len(ids))
+    cost = audit_report.job_cost(desc, cfg.audit.hourly_price, len(ids))
     return report(rows, Path(a.out or Path("audit") / job), f"Audit {job}", facts, verification, cost,
                   cfg.audit.recount_rows)
 

@@ -39,6 +39,16 @@ class Cost:
                 f"per million bins")
 
 
+def job_cost(desc: dict, price: float, bins: int) -> Cost | None:
+    """From DescribeTransformJob: SageMaker bills TransformStartTime to TransformEndTime per instance."""
+    start, end = desc.get("TransformStartTime"), desc.get("TransformEndTime")
+    if not (start and end):
+        return None
+    res = desc["TransformResources"]
+    return Cost((end - start).total_seconds() * res["InstanceCount"], price,
+                             f"{res['InstanceCount']} x {res['InstanceType']}", bins)
+
+
 def recount_order(rows: list[Row]) -> list[Row]:
     """Mismatches, most certain first (lowest probability of the expected count), then reviews."""
     def key(r: Row):

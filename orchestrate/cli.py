@@ -128,7 +128,10 @@ def cmd_report(a, cfg: Config, sess) -> int:
     from orchestrate import deploy, report
 
     sm = aws.client(sess, "sagemaker")
-    if a.tuning_job:
+    if a.transform_job:
+        doc = report.transform_report(sm.describe_transform_job(TransformJobName=a.transform_job),
+                                      cfg.audit.hourly_price)
+    elif a.tuning_job:
         if a.rules:
             raise ConfigError("--rules evaluates one training job's tensors: give --training-job, not --tuning-job")
         doc = report.fetch_tuning(sm, a.tuning_job)
@@ -155,6 +158,9 @@ def cmd_teardown(a, cfg: Config, sess) -> int:
         print(f"{'would delete' if a.dry_run else 'delete'}\t{r.kind}\t{r.name}")
     if not found:
         print(f"nothing of stack {cfg.aws.stack!r} to delete")
+    for job in teardown.running_jobs(clients[0], cfg.aws.stack):
+        print(f"still running (not stopped)\t{job.kind}\t{job.name}\t"
+              f"aws sagemaker stop-transform-job --transform-job-name {job.name}")
     if not a.dry_run:
         teardown.delete(*clients, found)
     return 0
@@ -213,9 +219,10 @@ def parser() -> argparse.ArgumentParser:
 
     audit_cli.add_parsers(add)
 
-    s = add("report", help="status, metrics, spot saving of a training or tuning job")
+    s = add("report", help="status, metrics, cost of a training, tuning or transform job")
     s.add_argument("--training-job", help="default: the stack's latest completed training job")
     s.add_argument("--tuning-job")
+    s.add_argument("--transform-job", help="an audit's Batch Transform job: status, instances, cost")
     s.add_argument("--rules", action="store_true",
                    help="evaluate our debugger rules (LossNotDecreasing, VanishingGradient, "
                         "PoorWeightInitialization, Overfit) on the job's smdebug tensors in S3")

@@ -176,3 +176,19 @@ def test_outputs_a_local_run_wrote_into_s3_are_joined_into_the_report(aws, bins,
                     "## Failed photos (1)", "## No expected quantity (1)", "## Cost"):
         assert heading in report
     assert f"match_at = {card.verification.match_at:g}" in report
+
+
+def test_report_and_teardown_know_the_audits_job_and_model(aws, bins, tmp_path, capsys):
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("00017\n00004\n")
+    assert audit(aws, "--ids", str(ids_file), "--model-data", MODEL_DATA, "--out", str(tmp_path / "a")) == 0
+    [job], [model] = sent(aws, "CreateTransformJob"), sent(aws, "CreateModel")
+    capsys.readouterr()
+    assert cli.main([*SETTINGS, "report", "--transform-job", job["TransformJobName"]], session=aws) == 0
+    shown = capsys.readouterr().out
+    assert f"transform job {job['TransformJobName']}: Completed" in shown
+    assert "1 x ml.m5.large" in shown and "images.manifest (ManifestFile)" in shown and "cost: $" in shown
+    # moto finishes every job at once, so no audit is still running to be listed here
+    assert cli.main([*SETTINGS, "teardown", "--dry-run"], session=aws) == 0
+    assert f"would delete\tmodel\t{model['ModelName']}" in capsys.readouterr().out
+    assert sent(aws, "ListTransformJobs")[0]["StatusEquals"] == "InProgress"
