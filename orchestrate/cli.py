@@ -66,7 +66,12 @@ def cmd_train(a, cfg: Config, sess) -> int:
     from orchestrate import training
 
     image = image_uri(cfg, aws.client(sess, "ecr"), "training")
-    print(training.train(sess, cfg, training.plan(cfg, image)))
+    if a.manifest:  # photos and metadata read in place: the manifest's bucket must be in our region
+        from orchestrate import manifest
+
+        named = manifest.read(aws.client(sess, "s3"), a.manifest)
+        manifest.check_region(named, cfg.data.source_bucket, cfg.data.source_region, cfg.aws.region)
+    print(training.train(sess, cfg, training.plan(cfg, image, manifest_uri=a.manifest or "")))
     return 0
 
 
@@ -195,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--instance-count", dest="train.instance_count", metavar="N")
     s.add_argument("--spot", dest="train.spot", choices=["true", "false"], help="managed spot on/off")
     s.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="a hyperparameter")
+    s.add_argument("--manifest", metavar="S3URI", help="one training channel from a manifest read in place "
+                                                        "(orchestrate manifest ...: training.manifest)")
 
     s = add("tune", help="start HPO over lr, batch-size, epochs")
     s.add_argument("--max-jobs", dest="tune.max_jobs", metavar="N")
