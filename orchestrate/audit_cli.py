@@ -48,7 +48,8 @@ def cmd_audit(a, cfg: Config, sess) -> int:
         if a.job or a.dry_run:
             raise ConfigError("--job and --dry-run concern a SageMaker transform job, not --local")
         image = cfg.images.serving_image or f"{cfg.images.serving_repo}:{cfg.images.tag}"
-        audit_local.run(a, cfg, image, aws.client(sess, "s3"), public_s3(cfg, sess))
+        # made only when something is in S3: a client looks for credentials (IMDS included)
+        audit_local.run(a, cfg, image, lambda: (aws.client(sess, "s3"), public_s3(cfg, sess)))
         return 0
     from orchestrate import audit
     from orchestrate.cli import image_uri

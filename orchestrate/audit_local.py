@@ -19,6 +19,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from bincounter.modelcard import MODEL_JSON, ModelCard
 from orchestrate import audit_join, audit_report, local_transform, manifest
@@ -32,10 +33,11 @@ from orchestrate.progress import Progress
 log = logging.getLogger(__name__)
 
 
-def _photos_folder(a, cfg: Config, s3, public_s3, tmp: Path) -> Path:
+def _photos_folder(a, cfg: Config, clients, tmp: Path) -> Path:
     """A local folder holding the photos at its top level."""
     if a.images and not a.images.startswith("s3://"):
         return Path(a.images)
+    s3, public_s3 = clients()
     if a.file_list or a.ids:
         ids = read_file_list(a.file_list) if a.file_list else manifest.read_id_list(a.ids)
         photos, client = manifest.build(cfg.data.source_bucket, ids)["images"], public_s3
@@ -71,7 +73,6 @@ def _advance(bar: Progress, done: int) -> None:
 
 def _run_sdk(cfg: Config, job: str, image: str, model_dir: Path, folder: Path, outputs: Path, tmp: Path,
              out: Path, bar: Progress) -> local_transform.LocalRun:
-    (tmp / "work").mkdir()
     sess = local_transform.local_session(cfg.aws.region, container_root=tmp / "work")
     with (open(out / "transform.log", "w", encoding="utf-8") as container_log,
           contextlib.redirect_stdout(container_log)):  # the SDK prints the container's log
@@ -81,13 +82,14 @@ def _run_sdk(cfg: Config, job: str, image: str, model_dir: Path, folder: Path, o
             on_count=lambda n: _advance(bar, n))
 
 
-def run(a, cfg: Config, image: str, s3=None, public_s3=None) -> dict[str, Path]:
+def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, Path]:
+    """``clients()`` -> (s3, public_s3), called only when photos, metadata or the CSV are in S3."""
     out = Path(a.out or Path("audit") / unique_name("local", "audit"))
     out.mkdir(parents=True, exist_ok=True)
     job = unique_name(cfg.aws.stack, "audit")
     with tempfile.TemporaryDirectory(prefix="orchestrate-audit-") as tmp:
         tmp = Path(tmp)
-        folder = _photos_folder(a, cfg, s3, public_s3, tmp)
+        folder = _photos_folder(a, cfg, clients, tmp)
         photos = local_transform.top_level_photos(folder)
         ids = audit_join.photo_ids([p.name for p in photos])
         model_dir = _model_dir(a.model_data, tmp)
@@ -104,6 +106,8 @@ def run(a, cfg: Config, image: str, s3=None, public_s3=None) -> dict[str, Path]:
             else:
                 done = _run_sdk(cfg, job, image, model_dir, folder, outputs, tmp, out, bar)
             _advance(bar, len(photos))
+    in_s3 = any((x or "").startswith("s3://") for x in (a.metadata, a.expected))
+    s3, public_s3 = clients() if in_s3 else (None, None)
     expected, reasons = expected_quantities(a, ids, a.metadata or "", s3, public_s3, cfg.data.source_bucket,
                                             cfg.data.workers)
     rows = audit_join.join(ids, audit_join.read_outputs(Store(str(outputs))), expected, card, reasons)

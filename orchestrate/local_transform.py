@@ -28,6 +28,10 @@ What the SDK's local mode (sagemaker 3.27) lacks, and what we do about it:
   writes nothing and fails the job); batch mode answers 200 anyway.
 * It passes the boto session's AWS credentials into the container's
   environment: a run on local folders gets a session without credentials.
+* Every ``create_*`` call reports to AWS's telemetry endpoint unless opted
+  out, and its wrapper swallows a Ctrl-C (the call returns as if done):
+  ``local_session`` opts out (``NO_TELEMETRY``), ``run_local`` checks the
+  job's status.
 * It cannot run inside a container without the Docker socket (compose's
   ``audit`` profile): ``run_attached`` drives an already running serving
   container the same way (execution parameters, one photo per request, up to
@@ -60,6 +64,9 @@ from orchestrate.manifest import IMAGE_SUFFIXES, Manifest, split_s3
 
 log = logging.getLogger(__name__)
 
+# Every LocalSagemakerClient.create_* call would otherwise report to an AWS telemetry endpoint
+# (STS + HTTPS): no network at run time but the AWS APIs the feature is for.
+NO_TELEMETRY = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 # The SDK runs one request at a time: one worker whose ONNX Runtime uses every core.
 SINGLE_STREAM_ENV = {"MODEL_SERVER_WORKERS": "1", "MODEL_SERVER_INTRA_OP_THREADS": str(os.cpu_count() or 1)}
 
@@ -93,9 +100,10 @@ def local_session(region: str, s3_endpoint_url: str | None = None, credentials: 
     if not credentials:
         core.register_component("credential_provider", CredentialResolver(providers=[]))
     boto = boto3.Session(botocore_session=core, region_name=region)
-    sess = LocalSession(boto_session=boto, s3_endpoint_url=s3_endpoint_url)
+    sess = LocalSession(boto_session=boto, s3_endpoint_url=s3_endpoint_url, sagemaker_config=NO_TELEMETRY)
     # our own working folder: what the SDK leaves there is ours to clean up (_remove_containers)
     root = Path(container_root or tempfile.mkdtemp(prefix="orchestrate-local-")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
     sess.config = {"local": {"serving_port": _free_port(), "container_root": str(root)}}
     return sess
 
@@ -160,8 +168,9 @@ def run_local(sess, *, job: str, image: str, model_dir: Path, input_uri: str, ou
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "model.json").is_file():
         raise LocalTransformError(f"{model_dir} holds no model.json (a model folder is needed locally)")
+    env = SINGLE_STREAM_ENV if environment is None else environment
     client.create_model(ModelName=f"{job}-model", PrimaryContainer={
-        "Image": image, "ModelDataUrl": model_dir.as_uri(), "Environment": dict(environment or SINGLE_STREAM_ENV)})
+        "Image": image, "ModelDataUrl": model_dir.as_uri(), "Environment": dict(env)})
     extra = {} if max_payload_mb is None else {"MaxPayloadInMB": max_payload_mb}
     root = Path(sess.config["local"]["container_root"])  # set by local_session, ours alone
     stop = threading.Event()
@@ -184,6 +193,8 @@ def run_local(sess, *, job: str, image: str, model_dir: Path, input_uri: str, ou
         _remove_containers(root)
     seconds = time.monotonic() - start
     description = client.describe_transform_job(TransformJobName=job)
+    if description["TransformJobStatus"] != "Completed":  # e.g. Ctrl-C, which the SDK's wrapper swallows
+        raise LocalTransformError(f"the SDK's local transform {job} ended {description['TransformJobStatus']}")
     if output_uri.startswith("s3://"):  # the SDK appends the job name; the service does not
         output_uri = output_uri.rstrip("/") + f"/{job}/"
     log.info("local transform %s: %s in %.1f s", job, description["TransformJobStatus"], seconds)
