@@ -78,7 +78,7 @@ def run_sdk(image: str, model_dir: Path, photos: Path, env: dict, work: Path) ->
 
 
 def run_concurrent(image: str, model_dir: Path, photos: Path, work: Path) -> dict:
-    from devtools.local_serve import free_port
+    from devtools.local_serve import free_port, wait_for_ping
     from orchestrate.local_transform import run_attached
 
     port = free_port()
@@ -88,14 +88,7 @@ def run_concurrent(image: str, model_dir: Path, photos: Path, work: Path) -> dic
     try:
         start = time.monotonic()
         url = f"http://127.0.0.1:{port}"
-        while True:
-            with contextlib.suppress(OSError):
-                import urllib.request
-                if urllib.request.urlopen(url + "/ping", timeout=2).status == 200:
-                    break
-            if time.monotonic() - start > 120:
-                raise SystemExit("the serving container did not pass /ping within 120 s")
-            time.sleep(0.2)
+        wait_for_ping(url, timeout=120)
         run = run_attached(url, sorted(photos.iterdir()), work / "out")
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)

@@ -18,13 +18,13 @@ import json
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-# InvokeEndpoint's request limit (real-time endpoints).
+# Copies of the model server's contract (bincounter.serving.contract), since this
+# module is stdlib-only; tests/lambda_/test_lambda_contract.py checks they are equal.
 MAX_IMAGE_BYTES = 6_291_456
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff",
-               "application/x-image", "application/octet-stream")
-_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"),
-          (b"GIF8", "image/gif"), (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"),
-          (b"MM\x00*", "image/tiff"))
+SERVER_IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
+# what a caller may name: the server's types, or a generic one whose bytes are sniffed
+IMAGE_TYPES = SERVER_IMAGE_TYPES + ("application/octet-stream",)
+_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
 
 
 class BadRequest(ValueError):
@@ -63,12 +63,24 @@ def _short(value) -> str:
 
 
 def sniff_content_type(data: bytes) -> str:
+    """The server type for these bytes: JPEG and PNG by name, any other image as
+    ``application/x-image`` (the server decodes what it can, and says why not)."""
     for magic, content_type in _MAGIC:
         if data.startswith(magic):
             return content_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
     return "application/x-image"
+
+
+def server_type(named: str | None, data: bytes) -> str:
+    """The Content-Type to send the server: the caller's when the server takes it, else sniffed."""
+    return named if named in SERVER_IMAGE_TYPES else sniff_content_type(data)
+
+
+def check_content_type(content_type: str) -> str:
+    if content_type not in IMAGE_TYPES:
+        raise BadRequest(f"unsupported Content-Type {content_type!r}: send {', '.join(SERVER_IMAGE_TYPES)} "
+                         "(or application/octet-stream), or application/json", status=415)
+    return content_type
 
 
 def check_size(data: bytes) -> bytes:
@@ -120,11 +132,13 @@ def from_document(doc, kind: str, quantity_fallback=None) -> ImageRequest:
     content_type = doc.get("content_type")
     if content_type is not None and not isinstance(content_type, str):
         raise BadRequest("content_type must be a string")
+    if content_type is not None:
+        content_type = check_content_type(content_type.split(";")[0].strip().lower())
     if "image_b64" in doc and "s3_uri" in doc:
         raise BadRequest("give either image_b64 or s3_uri, not both")
     if "image_b64" in doc:
         image = check_size(_b64(doc["image_b64"], "image_b64"))
-        return ImageRequest(kind, image, content_type or sniff_content_type(image), quantity)
+        return ImageRequest(kind, image, server_type(content_type, image), quantity)
     if "s3_uri" in doc:
         return ImageRequest(kind, None, content_type, quantity, s3=parse_s3_uri(doc["s3_uri"]))
     raise BadRequest("no image: give image_b64 (base64 image) or s3_uri")
@@ -179,18 +193,15 @@ def from_http(event: dict, kind: str) -> ImageRequest:
         except json.JSONDecodeError as exc:
             raise BadRequest(f"body is not valid JSON: {exc}") from None
         return from_document(doc, kind, quantity_fallback=quantity)
-    if content_type and content_type not in IMAGE_TYPES:
-        raise BadRequest(f"unsupported Content-Type {content_type!r}: send an image (image/jpeg, "
-                         "image/png, ...) or application/json", status=415)
+    if content_type:
+        check_content_type(content_type)
     if not event.get("isBase64Encoded"):
         # A gateway passes binary only as base64; text here means the image was mangled.
         raise BadRequest("image body arrived as text, not base64: enable binary media types "
                          "(image/*) on the API")
     image = check_size(_b64(body, "body"))
-    if content_type in ("", "application/octet-stream"):
-        # generic clients send no or a generic type; the model server wants the image's own
-        content_type = sniff_content_type(image)
-    return ImageRequest(kind, image, content_type, parse_expected_quantity(quantity))
+    # generic clients send no or a generic type; the model server wants the image's own
+    return ImageRequest(kind, image, server_type(content_type, image), parse_expected_quantity(quantity))
 
 
 def parse_event(event) -> ImageRequest:

@@ -9,16 +9,14 @@ import os
 import urllib.request
 from pathlib import Path
 
+# first: it chooses the protobuf runtime smdebug needs, before a test module's onnx import
+import bincounter.training  # noqa: F401
 import boto3
 import pytest
 
 from aws_helpers import REGION
 from bincounter.synth import generate
 from toolkit_helpers import SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
-
-# smdebug reads trials only on the pure-Python protobuf runtime, which protobuf fixes
-# at its first import; test modules import onnx at collection, so choose it here first
-os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 
 @pytest.fixture(scope="session")

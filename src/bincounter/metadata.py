@@ -66,10 +66,11 @@ class ScanReport:
 
 
 def parse_expected_quantity(raw: bytes | str) -> int:
-    """``EXPECTED_QUANTITY`` of one ABID metadata JSON document (raw bytes or text)."""
+    """The label of one ABID metadata JSON document: its ``EXPECTED_QUANTITY``,
+    a non-negative whole number (``true`` or ``3.0`` are not counts)."""
     try:
         doc = json.loads(raw)
-    except ValueError as exc:  # bad UTF-8, bad JSON, an integer of over 4300 digits
+    except ValueError as exc:  # bad UTF-8, bad JSON, an integer literal of over 4300 digits
         raise MetadataError(f"unreadable metadata JSON: {str(exc)[:200]}") from exc
     if not isinstance(doc, dict) or "EXPECTED_QUANTITY" not in doc:
         raise MetadataError("metadata JSON has no EXPECTED_QUANTITY")

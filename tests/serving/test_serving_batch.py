@@ -11,11 +11,12 @@ import time
 from http.client import HTTPConnection
 
 import pytest
-from serving_helpers import call, encode, http, jpeg_bomb, loaded_app, start_serve, stop, wait_ready
 from PIL import Image
+from serving_helpers import call, encode, http, jpeg_bomb, loaded_app
 
 from bincounter.modelcard import ModelCard
 from bincounter.serving.settings import ServeSettings, SettingsError
+from devtools.local_serve import start_serve, stop
 
 JSONLINES = {"Content-Type": "application/jsonlines"}
 
@@ -36,7 +37,6 @@ def batch_server(trained_model, tmp_path_factory):
     proc, url = start_serve(trained_model, log, SAGEMAKER_BATCH="true", SAGEMAKER_MAX_PAYLOAD_IN_MB="3",
                             SAGEMAKER_BATCH_STRATEGY="MULTI_RECORD", SAGEMAKER_MAX_CONCURRENT_TRANSFORMS="1")
     try:
-        wait_ready(proc, url)
         yield proc, url
     finally:
         stop(proc)
@@ -210,7 +210,6 @@ def test_sigterm_stops_a_batch_server_at_once_after_keep_alive_requests(trained_
     wait out its graceful timeout for them."""
     proc, url = start_serve(trained_model, tmp_path / "serve.log", SAGEMAKER_BATCH="true")
     try:
-        wait_ready(proc, url)
         conn = HTTPConnection(url.removeprefix("http://"), timeout=30)
         for _ in range(3):
             conn.request("POST", "/invocations", body=bin_jpegs[2], headers={"Content-Type": "image/jpeg"})

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from serving_helpers import encode, http, jpeg_bomb, png_declaring
 
-from bincounter.serving.errors import MAX_BODY_BYTES
+from bincounter.serving.contract import MAX_BODY_BYTES
 
 pytestmark = pytest.mark.slow
 

@@ -18,15 +18,11 @@ import contextlib
 import json
 import re
 
+from bincounter.serving.contract import (CUSTOM_ATTRIBUTES, EXPECTED_QUANTITY, JSON, JSONLINES,
+                                         RAW_IMAGE_TYPES, REQUEST_TYPES, RESPONSE_TYPES)
 from bincounter.serving.errors import BadRequest, NotAcceptable, UnsupportedContentType
 from bincounter.serving.handler import Instance, Rejected
 
-RAW_IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
-REQUEST_TYPES = RAW_IMAGE_TYPES + (JSON, JSONLINES)
-RESPONSE_TYPES = (JSON, JSONLINES)
-CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 _ATTRIBUTE = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*=\s*([^;,]*)")
 MAX_ID_CHARS = 1024
 
@@ -44,7 +40,7 @@ def _quantity(value, where: str) -> int | None:
 def quantity_from_attributes(header: str | None) -> int | None:
     """``expected_quantity=3`` out of SageMaker's custom attributes (``k=v`` pairs, ; or , separated)."""
     for key, value in _ATTRIBUTE.findall(header or ""):
-        if key == "expected_quantity":
+        if key == EXPECTED_QUANTITY:
             return _quantity(value.strip(), CUSTOM_ATTRIBUTES)
     return None
 

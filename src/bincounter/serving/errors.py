@@ -11,10 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from bincounter.modelcard import ModelCardError
 from bincounter.preprocess import ImageDecodeError, ImageTooLargeError
-from bincounter.serving.settings import REALTIME_PAYLOAD_MB
-
-# SageMaker's limit for real-time request and response bodies (PLATFORM.md §1): 6,291,456.
-MAX_BODY_BYTES = REALTIME_PAYLOAD_MB * 1024 * 1024
+from bincounter.serving.contract import MAX_BODY_BYTES
 
 
 class BadRequest(ValueError):

@@ -7,16 +7,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
+from bincounter.serving.contract import MAX_BATCH_PAYLOAD_MB, MAX_BODY_BYTES, MB
+
 if TYPE_CHECKING:  # the real import pulls numpy + Pillow; `serve` starts without them
     from bincounter.modelcard import VerificationThresholds
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
-# SageMaker's limit for real-time request and response bodies (PLATFORM.md §1): 6 MiB.
-REALTIME_PAYLOAD_MB = 6
-# Batch Transform: MaxPayloadInMB is at most 100, and MaxConcurrentTransforms x
-# MaxPayloadInMB must stay within 100 (PLATFORM.md §7).
-BATCH_PAYLOAD_LIMIT_MB = 100
-# Batch Transform waits 600 s per invocation by default (ModelClientConfig.InvocationsTimeoutInSeconds).
+# Batch Transform waits 600 s per invocation by default (ModelClientConfig.InvocationsTimeoutInSeconds,
+# docs/platform.md §7).
 BATCH_TIMEOUT_S = 600
 BATCH_STRATEGIES = ("SINGLE_RECORD", "MULTI_RECORD")
 # A transform keeps every worker busy for seconds per mini-batch while /ping must still answer
@@ -101,16 +99,16 @@ class ServeSettings:
         """Largest request body accepted: 6 MiB in real time, the job's MaxPayloadInMB in batch
         (0 means SageMaker streams the body chunked; it is still held to the 100 MB maximum)."""
         if not self.batch or self.max_payload_mb is None:
-            return REALTIME_PAYLOAD_MB * 1024 * 1024
-        return (self.max_payload_mb or BATCH_PAYLOAD_LIMIT_MB) * 1024 * 1024
+            return MAX_BODY_BYTES
+        return (self.max_payload_mb or MAX_BATCH_PAYLOAD_MB) * MB
 
     def execution_parameters(self) -> dict:
         """``GET /execution-parameters``: one concurrent transform per worker (each runs one
         model at a time), mini-batches of many records, and the largest payload that keeps
         MaxConcurrentTransforms x MaxPayloadInMB within SageMaker's 100."""
-        concurrent = min(self.workers, BATCH_PAYLOAD_LIMIT_MB)
+        concurrent = min(self.workers, MAX_BATCH_PAYLOAD_MB)
         return {"MaxConcurrentTransforms": concurrent, "BatchStrategy": "MULTI_RECORD",
-                "MaxPayloadInMB": min(REALTIME_PAYLOAD_MB, BATCH_PAYLOAD_LIMIT_MB // concurrent)}
+                "MaxPayloadInMB": min(MAX_BODY_BYTES // MB, MAX_BATCH_PAYLOAD_MB // concurrent)}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ServeSettings":
@@ -122,9 +120,9 @@ class ServeSettings:
             raise SettingsError(f"SAGEMAKER_BATCH_STRATEGY={strategy!r} is not one of "
                                 f"{', '.join(BATCH_STRATEGIES)}")
         payload = _int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", -1, 0)
-        if payload > BATCH_PAYLOAD_LIMIT_MB:
+        if payload > MAX_BATCH_PAYLOAD_MB:
             raise SettingsError(f"SAGEMAKER_MAX_PAYLOAD_IN_MB={payload} is over SageMaker's "
-                                f"maximum of {BATCH_PAYLOAD_LIMIT_MB}")
+                                f"maximum of {MAX_BATCH_PAYLOAD_MB}")
         concurrent = _int(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", 0)
         return cls(
             model_dir=Path(env.get("SM_MODEL_DIR") or DEFAULT_MODEL_DIR),
