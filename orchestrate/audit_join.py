@@ -23,11 +23,11 @@ from botocore.exceptions import ClientError
 
 from bincounter.metadata import MetadataError, parse_expected_quantity
 from bincounter.modelcard import ModelCard
+from bincounter.verification import VERDICTS
 from orchestrate.manifest import IMAGE_SUFFIXES, bin_id, split_s3
 
 log = logging.getLogger(__name__)
 
-VERDICTS = ("match", "review", "mismatch")
 FAILED = "error"
 NO_EXPECTED = "no-expected-quantity"
 NOT_VERIFIABLE = "not-verifiable"
