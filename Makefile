@@ -32,7 +32,7 @@ bench-serve: $(STAMP)
 # serving image bincounter-serving:$(IMAGE_TAG): make images first). Report in build/audit/.
 .PHONY: audit
 audit: $(STAMP)
-	$(BIN)/python -m devtools.demo --no-serve --n 200 --out build/audit-demo
+	$(BIN)/python -m devtools.demo --no-serve --n 200 --out $(CURDIR)/build/audit-demo
 	$(ORCHESTRATE) --set images.tag=$(IMAGE_TAG) audit --local --images build/audit-demo/data/images --model-data build/audit-demo/opt_ml/model --out build/audit
 
 # Batch Transform throughput of one serving container on ../shared/data/abid-sample, projected to

@@ -10,8 +10,9 @@ the compute), the same photos, three ways, in one run:
 * ``sdk-defaults``: the SageMaker SDK's local transform with the image's own defaults (one
   worker per CPU, one ONNX Runtime thread each). The SDK sends one request at a time, so
   one worker computes and the others idle: the baseline.
-* ``sdk-single-stream``: the same with ``orchestrate audit --local``'s environment (one
-  worker, one ONNX Runtime thread per CPU).
+* ``sdk-single-stream``: the same, the one stream given every core (one worker, one ONNX
+  Runtime thread per CPU): the alternative ``orchestrate audit --local`` measured and
+  did not take.
 * ``batch-concurrency``: the container with its defaults, sent MaxConcurrentTransforms
   requests at once (its ``/execution-parameters`` answer, one per worker), as Batch
   Transform does on an instance (``orchestrate.local_transform.run_attached``).
@@ -81,9 +82,11 @@ def run_concurrent(image: str, model_dir: Path, photos: Path, work: Path) -> dic
     from devtools.local_serve import free_port, wait_for_ping
     from orchestrate.local_transform import run_attached
 
-    port = free_port()
-    cid = subprocess.run(["docker", "run", "-d", "-p", f"127.0.0.1:{port}:8080", "-e", "SAGEMAKER_BATCH=true",
-                          "-v", f"{model_dir}:/opt/ml/model:ro", image, "serve"],
+    port, network = free_port(), f"bench-audit-{os.getpid()}"
+    # a user network: an engine run with --bridge=none (docs/platform.md §5) publishes ports only from one
+    subprocess.run(["docker", "network", "create", network], capture_output=True, check=True)
+    cid = subprocess.run(["docker", "run", "-d", "--network", network, "-p", f"127.0.0.1:{port}:8080",
+                          "-e", "SAGEMAKER_BATCH=true", "-v", f"{model_dir}:/opt/ml/model:ro", image, "serve"],
                          capture_output=True, text=True, check=True).stdout.strip()
     try:
         start = time.monotonic()
@@ -92,6 +95,7 @@ def run_concurrent(image: str, model_dir: Path, photos: Path, work: Path) -> dic
         run = run_attached(url, sorted(photos.iterdir()), work / "out")
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
+        subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
     return {"answered": len(list((work / "out").iterdir())), "outputs": len(list((work / "out").iterdir())),
             "seconds": run.seconds, "wall": time.monotonic() - start,
             "params": run.description["ExecutionParameters"]}
@@ -100,7 +104,7 @@ def run_concurrent(image: str, model_dir: Path, photos: Path, work: Path) -> dic
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--image", default="bincounter-serving:latest", help="the serving image (make images)")
-    p.add_argument("--photos", type=int, default=1000, help="sample photos to transform (0: all 4,995)")
+    p.add_argument("--photos", type=int, default=500, help="sample photos to transform (0: all 4,995)")
     p.add_argument("--instance-type", default="ml.m5.large")
     p.add_argument("--vcpus", type=int, default=0, help="the instance type's vCPUs (default: from its size)")
     p.add_argument("--hourly-price", type=float, default=0.115, help="USD per instance-hour (audit.hourly_price)")
@@ -112,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from bench_serve import make_model
 
-    from orchestrate.local_transform import SINGLE_STREAM_ENV
-
+    single_stream = {"MODEL_SERVER_WORKERS": "1", "MODEL_SERVER_INTRA_OP_THREADS": str(len(os.sched_getaffinity(0)))}
     paths = sorted(SAMPLE_IMAGES.glob("*.jpg"))
     paths = paths[: a.photos] if a.photos else paths
     local_cpus = len(os.sched_getaffinity(0))
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(paths)} photos of the ABID sample, random-weight ResNet50 224 px, image {a.image}, "
               f"{local_cpus} CPUs here (load average {os.getloadavg()[0]:.1f} at start)\n")
         results = {"sdk-defaults": run_sdk(a.image, model_dir, photos, {}, tmp / "sdk-defaults"),
-                   "sdk-single-stream": run_sdk(a.image, model_dir, photos, SINGLE_STREAM_ENV,
+                   "sdk-single-stream": run_sdk(a.image, model_dir, photos, single_stream,
                                                 tmp / "sdk-single-stream"),
                    "batch-concurrency": run_concurrent(a.image, model_dir, photos, tmp / "batch-concurrency")}
     base = len(paths) / results["sdk-defaults"]["seconds"]

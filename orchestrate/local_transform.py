@@ -13,8 +13,10 @@ What the SDK's local mode (sagemaker 3.27) lacks, and what we do about it:
 * Only the top level of a folder: files in subfolders are never sent.
   ``top_level_photos`` refuses such a folder instead of auditing part of it.
 * One container, one request at a time (MaxConcurrentTransforms is forced to
-  1): ``SINGLE_STREAM_ENV`` gives that one stream every core (one worker, one
-  ONNX Runtime thread per CPU).
+  1), so one worker computes while the others idle. Nothing here changes that:
+  giving the one stream every core (one worker, one ONNX Runtime thread per CPU)
+  measured 0.55x the image's defaults (``make bench-audit``); ``run_attached``
+  (below) sends MaxConcurrentTransforms requests at once.
 * The documented ``/execution-parameters`` answer ``"BatchStrategy":
   "MULTI_RECORD"`` is copied into its request and then rejected ("Invalid Batch
   Strategy"): the strategy is always passed in the API's spelling.
@@ -44,7 +46,6 @@ What the SDK's local mode (sagemaker 3.27) lacks, and what we do about it:
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import tempfile
@@ -67,8 +68,6 @@ log = logging.getLogger(__name__)
 # Every LocalSagemakerClient.create_* call would otherwise report to an AWS telemetry endpoint
 # (STS + HTTPS): no network at run time but the AWS APIs the feature is for.
 NO_TELEMETRY = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
-# The SDK runs one request at a time: one worker whose ONNX Runtime uses every core.
-SINGLE_STREAM_ENV = {"MODEL_SERVER_WORKERS": "1", "MODEL_SERVER_INTRA_OP_THREADS": str(os.cpu_count() or 1)}
 
 
 class LocalTransformError(RuntimeError):
@@ -168,9 +167,9 @@ def run_local(sess, *, job: str, image: str, model_dir: Path, input_uri: str, ou
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "model.json").is_file():
         raise LocalTransformError(f"{model_dir} holds no model.json (a model folder is needed locally)")
-    env = SINGLE_STREAM_ENV if environment is None else environment
+    # the SDK needs the Environment key even empty; empty = the image's own defaults
     client.create_model(ModelName=f"{job}-model", PrimaryContainer={
-        "Image": image, "ModelDataUrl": model_dir.as_uri(), "Environment": dict(env)})
+        "Image": image, "ModelDataUrl": model_dir.as_uri(), "Environment": dict(environment or {})})
     extra = {} if max_payload_mb is None else {"MaxPayloadInMB": max_payload_mb}
     root = Path(sess.config["local"]["container_root"])  # set by local_session, ours alone
     stop = threading.Event()
