@@ -68,6 +68,8 @@ PARAMS: dict[str, Param] = {
                   choices=HEADS),
     "warmup-epochs": Param(float, 0.5, "linear LR warm-up before the cosine decay"),
     "amp": Param(str2bool, True, "mixed precision (GPU only)"),
+    "ema-decay": Param(float, 0.0, "evaluate and export an exponential moving average of the weights, "
+                                   "updated every step with this decay (0: off)"),
     # verdicts (bincounter.verification): thresholds are chosen on the validation split to meet these
     "max-false-match": Param(float, 0.01, "target share of wrong asks (one off) answered match"),
     "max-false-mismatch": Param(float, 0.05, "target share of correct asks answered mismatch"),
@@ -117,6 +119,7 @@ class Hyperparameters:
     head: str
     warmup_epochs: float
     amp: bool
+    ema_decay: float
     max_false_match: float
     max_false_mismatch: float
 
@@ -131,6 +134,7 @@ class Hyperparameters:
                    "processes-per-host must be >= 1"),
                   (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
                   (self.warmup_epochs >= 0, "warmup-epochs must be >= 0"),
+                  (0 <= self.ema_decay < 1, "ema-decay must be in [0, 1)"),
                   (0 < self.max_false_match < 1 and 0 < self.max_false_mismatch < 1,
                    "max-false-match and max-false-mismatch must be within (0, 1)")]
         for ok, msg in checks:

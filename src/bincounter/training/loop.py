@@ -47,6 +47,8 @@ class Trainer:
     log_interval: int
     args: dict
     hook: object = None
+    # an exponential moving average of the weights: what is evaluated and exported when set
+    ema: torch.optim.swa_utils.AveragedModel | None = None
     timer: StepTimer = field(default_factory=StepTimer)
     profiler: StepProfiler | None = None
     history: list[dict] = field(default_factory=list)
@@ -57,6 +59,11 @@ class Trainer:
     def net(self) -> nn.Module:
         return distributed.unwrap(self.model)
 
+    @property
+    def served(self) -> nn.Module:
+        """The weights that are evaluated and exported: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.net
+
     def save(self, epoch: int, step: int, steps_per_epoch: int, sums: list[float]) -> None:
         """Rank 0 writes; the state says where to continue (epoch, batches done)."""
         if not self.world.is_main:
@@ -65,6 +72,8 @@ class Trainer:
                  "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                  "epoch": epoch, "step": step, "epoch_sums": list(sums), "history": list(self.history),
                  "rng": checkpoint.rng_states(), "args": self.args, "steps_per_epoch": steps_per_epoch}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         path = checkpoint.save_checkpoint(state, self.checkpoint_dir,
                                           step=(epoch - 1) * steps_per_epoch + step)
         checkpoint.prune(self.checkpoint_dir)
@@ -75,6 +84,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         checkpoint.restore_rng_states(state["rng"])
         self.history = list(state["history"])
         self.position = (state["epoch"], state["step"], list(state["epoch_sums"]))
@@ -152,6 +163,8 @@ class Trainer:
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.net)
                 pred = self.head.probabilities(out.detach().float()).argmax(1)
                 sums[0] += loss.item() * len(y)
                 sums[1] += int((pred == y).sum())
@@ -180,7 +193,7 @@ class Trainer:
                  on_stop: Callable[[], None] | None = None) -> dict:
         """Metrics over every rank's share of ``loader``'s split, with the raw ``outputs``
         and ``targets`` (class indices) that calibration and the verdicts are fitted on."""
-        net = self.net.eval()  # unwrapped: DDP's forward would sync buffers per batch
+        net = self.served.eval()  # unwrapped: DDP's forward would sync buffers per batch
         if self.hook is not None:
             from smdebug import modes
             self.hook.set_mode(modes.EVAL)

@@ -100,6 +100,10 @@ def train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device) 
     head = Head(hp.head, hp.label_smoothing)
     model = head.replace(build_model(hp.arch, count_range.num_classes, hp.pretrained),
                          count_range.num_classes).to(device)
+    # copied before the debugger hook is attached, so the average carries none of its hooks
+    ema = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(hp.ema_decay),
+        use_buffers=True) if hp.ema_decay > 0 else None
     hook = None
     if world.is_main and (hp.debug_hook or (hp.debug_hook is None and env.debug_hook_config is not None)):
         from bincounter.training.debugger import create_hook
@@ -114,7 +118,7 @@ def train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device) 
         scaler=torch.amp.GradScaler("cuda", enabled=hp.amp and device.type == "cuda"),
         device=device, world=world, stop=stop, checkpoint_dir=env.checkpoint_dir,
         checkpoint_steps=hp.checkpoint_steps, log_interval=hp.log_interval, args=hp.to_dict(),
-        hook=hook, profiler=StepProfiler(env.output_data_dir, hp.profile_steps, device)
+        hook=hook, ema=ema, profiler=StepProfiler(env.output_data_dir, hp.profile_steps, device)
         if world.is_main else None)
     trainer.resume(steps, hp.resume)
 
@@ -144,5 +148,5 @@ def finish(env: TrainingEnv, trainer: Trainer, hook, spec: PreprocessSpec, count
             from bincounter.training.rules import evaluate_rules, rules_markdown
             rules = evaluate_rules(str(hook.out_dir))
             sections += rules_markdown(rules)
-    return write_outputs(env, trainer.net, trainer.head, spec, count_range, loaders["test"],
+    return write_outputs(env, trainer.served, trainer.head, spec, count_range, loaders["test"],
                          trainer.history, validation, test, splits, {"profile": profile, "rules": rules}, sections)
