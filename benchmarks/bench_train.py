@@ -38,7 +38,9 @@ OURS = {}  # train.py's defaults are the recipe under test
 # variants measured to choose those defaults
 RECIPES = {"seed": SEED_RECIPE, "ours": OURS,
            "balanced": {"balanced-sampling": "true"},
-           "ordinal": {"head": "ordinal"}}
+           "ordinal": {"head": "ordinal"},
+           "ema": {"ema-decay": "0.99"},
+           "outside": {"outside-counts": "classes"}}
 SCORES = ("accuracy", "rmse", "auto_share", "false_match", "false_mismatch")
 BETTER = {"accuracy": 1, "rmse": -1, "auto_share": 1}  # the scores a recipe must win, and which way
 

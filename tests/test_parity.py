@@ -24,7 +24,7 @@ def real_images(abid_sample):
 
 
 def test_training_dataset_and_serving_preprocess_give_identical_arrays(real_images):
-    dataset = BinDataset(real_images, PreprocessSpec(image_size=96), DEFAULT_RANGE)
+    dataset = BinDataset(real_images, PreprocessSpec(image_size=96), DEFAULT_RANGE.to_index)
     for i, sample in enumerate(real_images):
         x, y = dataset[i]
         served = preprocess_bytes(sample.image_path.read_bytes(), dataset.spec)

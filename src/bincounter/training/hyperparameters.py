@@ -68,6 +68,9 @@ PARAMS: dict[str, Param] = {
                   choices=HEADS),
     "warmup-epochs": Param(float, 0.5, "linear LR warm-up before the cosine decay"),
     "amp": Param(str2bool, True, "mixed precision (GPU only)"),
+    "outside-counts": Param(str, "drop", "photos with counts outside min..max: drop them (counted in the log), "
+                                         "or train two more classes on them (below and above the range; "
+                                         "served classes stay min..max)", choices=("drop", "classes")),
     "ema-decay": Param(float, 0.0, "evaluate and export an exponential moving average of the weights, "
                                    "updated every step with this decay (0: off)"),
     # verdicts (bincounter.verification): thresholds are chosen on the validation split to meet these
@@ -119,6 +122,7 @@ class Hyperparameters:
     head: str
     warmup_epochs: float
     amp: bool
+    outside_counts: str
     ema_decay: float
     max_false_match: float
     max_false_mismatch: float

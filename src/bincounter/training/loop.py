@@ -165,7 +165,7 @@ class Trainer:
                 self.scaler.update()
                 if self.ema is not None:
                     self.ema.update_parameters(self.net)
-                pred = self.head.probabilities(out.detach().float()).argmax(1)
+                pred = self.head.predict(out.detach().float())
                 sums[0] += loss.item() * len(y)
                 sums[1] += int((pred == y).sum())
                 sums[2] += len(y)
@@ -192,7 +192,8 @@ class Trainer:
     def evaluate(self, loader, count_range: CountRange,
                  on_stop: Callable[[], None] | None = None) -> dict:
         """Metrics over every rank's share of ``loader``'s split, with the raw ``outputs``
-        and ``targets`` (class indices) that calibration and the verdicts are fitted on."""
+        and ``targets`` (indices of the served classes) that calibration and the verdicts
+        are fitted on."""
         net = self.served.eval()  # unwrapped: DDP's forward would sync buffers per batch
         if self.hook is not None:
             from smdebug import modes
@@ -217,7 +218,7 @@ class Trainer:
         targets = [a for p in parts for a in p[2]]
         if not targets:
             raise NoUsableDataError("no evaluation image could be decoded")
-        z, t = np.concatenate(outputs), np.concatenate(targets)
+        z, t = np.concatenate(outputs), np.concatenate(targets) - self.head.served.start
         p = self.head.probabilities(torch.from_numpy(z)).numpy()
         counts = np.asarray(count_range.counts)
         ev = evaluate_counts(counts[t], counts[p.argmax(1)], count_range.counts)

@@ -60,8 +60,7 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
     torch.save(state, env.model_dir / MODEL_PTH)
     point = operating_point(head, validation, test, count_range, hp.max_false_match, hp.max_false_mismatch)
     # export a fresh copy: the trained instance carries smdebug's forward hooks
-    clean = head.replace(build_model(hp.arch, count_range.num_classes, pretrained=False),
-                         count_range.num_classes)
+    clean = head.replace(build_model(hp.arch, head.outputs, pretrained=False))
     clean.load_state_dict(state)
     batch = next(b for b in test_loader if b is not None)[0][:8]
     parity = export_onnx(clean, batch, env.model_dir / MODEL_ONNX, to_probabilities=head.probabilities,

@@ -93,13 +93,12 @@ def train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device) 
     hp = env.hp
     count_range = CountRange(hp.min_count, hp.max_count)
     spec = PreprocessSpec(image_size=hp.image_size)
-    splits = load_splits(env, count_range, write=world.is_main)
-    loaders, samplers = make_loaders(env, splits, spec, count_range, world, pin_memory=device.type == "cuda")
+    head = Head(hp.head, hp.label_smoothing, count_range, outside=hp.outside_counts == "classes")
+    splits = load_splits(env, count_range, write=world.is_main, outside=head.outputs > count_range.num_classes)
+    loaders, samplers = make_loaders(env, splits, spec, head, world, pin_memory=device.type == "cuda")
     steps = distributed.all_min(samplers["train"].full_batches(), world)
 
-    head = Head(hp.head, hp.label_smoothing)
-    model = head.replace(build_model(hp.arch, count_range.num_classes, hp.pretrained),
-                         count_range.num_classes).to(device)
+    model = head.replace(build_model(hp.arch, head.outputs, hp.pretrained)).to(device)
     # copied before the debugger hook is attached, so the average carries none of its hooks
     ema = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(hp.ema_decay),
