@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Mapping
 from bincounter.serving.contract import MAX_BATCH_PAYLOAD_MB, MAX_BODY_BYTES, MB
 
 if TYPE_CHECKING:  # the real import pulls numpy + Pillow; `serve` starts without them
-    from bincounter.modelcard import VerificationThresholds
+    from bincounter.verification import Thresholds
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 # Batch Transform waits 600 s per invocation by default (ModelClientConfig.InvocationsTimeoutInSeconds,
@@ -141,7 +141,7 @@ class ServeSettings:
             max_concurrent_transforms=concurrent or None,
         )
 
-    def thresholds(self, from_card: "VerificationThresholds") -> "VerificationThresholds":
+    def thresholds(self, from_card: "Thresholds") -> "Thresholds":
         """model.json's thresholds with any BINCOUNTER_VERIFY_* overrides applied."""
         overrides = {k: v for k, v in (("match_at", self.match_at),
                                        ("mismatch_at", self.mismatch_at)) if v is not None}
