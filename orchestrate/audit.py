@@ -109,15 +109,14 @@ def find_model(sm, stack: str, image: str, model_data: str) -> str | None:
     return None
 
 
-def read_card(s3, model_data: str) -> tuple[ModelCard, dict]:
+def read_card(s3, model_data: str) -> ModelCard:
     """model.json out of a model.tar.gz in S3 (streamed; nothing else is kept)."""
     bucket, key = manifest.split_s3(model_data)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     with tarfile.open(fileobj=body, mode="r|gz") as tar:
         for member in tar:
             if member.isfile() and PurePosixPath(member.name).name == MODEL_JSON:
-                doc = json.load(tar.extractfile(member))
-                return ModelCard.from_dict(doc), doc.get("verification") or {}
+                return ModelCard.from_dict(json.load(tar.extractfile(member)))
     raise AuditError(f"{model_data} holds no {MODEL_JSON}")
 
 
@@ -158,9 +157,9 @@ def wait(sm, outputs: Store, job: str, total: int, timeout: float, poll: float) 
             time.sleep(poll)
 
 
-def report(rows, out: Path, title: str, facts: list[str], verification: dict, cost,
+def report(rows, out: Path, title: str, facts: list[str], card: ModelCard, cost,
            limit: int) -> dict[str, Path]:
-    paths = audit_report.write(rows, out, title, facts, verification, cost, limit)
+    paths = audit_report.write(rows, out, title, facts, card, cost, limit)
     print(audit_report.summary(rows, cost, paths))
     return paths
 
@@ -208,13 +207,13 @@ def run(a, cfg: Config, clients: dict, image: str) -> dict:
     ids = audit_join.photo_ids(list(inputs.photos.keys))
     expected, reasons = expected_quantities(a, ids, inputs.metadata, s3, public_s3, cfg.data.source_bucket,
                                             cfg.data.workers)
-    card, verification = read_card(s3, model_data)
+    card = read_card(s3, model_data)
     rows = audit_join.join(ids, audit_join.read_outputs(outputs, cfg.data.workers), expected, card, reasons)
     status = desc["TransformJobStatus"] + (f" ({desc['FailureReason']})" if desc.get("FailureReason") else "")
     facts = [f"- transform job `{job}`: {status}", f"- photos: {inputs.uri or inputs.photos.prefix} "
              f"({len(ids):,})", f"- model: {model_data}", f"- outputs: {output_uri}"]
     cost = audit_report.job_cost(desc, cfg.audit.hourly_price, len(ids))
-    return report(rows, Path(a.out or Path("audit") / job), f"Audit {job}", facts, verification, cost,
+    return report(rows, Path(a.out or Path("audit") / job), f"Audit {job}", facts, card, cost,
                   cfg.audit.recount_rows)
 
 

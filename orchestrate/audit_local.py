@@ -12,7 +12,6 @@ go to ``--out``; the serving container's log to ``<out>/transform.log``.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -21,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from bincounter.modelcard import MODEL_JSON, ModelCard
+from bincounter.modelcard import ModelCard
 from orchestrate import audit_join, audit_report, local_transform, manifest
 from orchestrate.audit import expected_quantities, report, sibling_metadata
 from orchestrate.audit_join import Store
@@ -94,7 +93,6 @@ def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, P
         ids = audit_join.photo_ids([p.name for p in photos])
         model_dir = _model_dir(a.model_data, tmp)
         card = ModelCard.read(model_dir)
-        verification = json.loads((model_dir / MODEL_JSON).read_text()).get("verification") or {}
         if not a.metadata and not a.expected and (folder.parent / "metadata").is_dir():
             a.metadata = str(folder.parent / "metadata")  # the ABID layout: images/ beside metadata/
         outputs = out / "outputs"
@@ -119,4 +117,4 @@ def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, P
     facts = [f"- local transform `{job}` ({how}): {done.description['TransformJobStatus']} in {done.seconds:.1f} s",
              f"- photos: {a.images or a.manifest or a.file_list or a.ids} ({len(ids):,})",
              f"- model: {a.model_data}", f"- outputs: {outputs}"]
-    return report(rows, out, f"Audit {job} (local)", facts, verification, cost, cfg.audit.recount_rows)
+    return report(rows, out, f"Audit {job} (local)", facts, card, cost, cfg.audit.recount_rows)

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from bincounter.modelcard import ModelCard
 from orchestrate.audit_join import ALL_VERDICTS, FAILED, NO_EXPECTED, NOT_VERIFIABLE, Row
 
 CSV_COLUMNS = ("bin_id", "expected", "counted", "match_probability", "verdict", "error")
@@ -66,26 +67,34 @@ def write_csv(rows: list[Row], path: Path) -> Path:
     return path
 
 
-def operating_point(verification: dict) -> list[str]:
-    """model.json's ``verification`` block as lines: thresholds, targets, how they were chosen,
-    what was measured. Keys that are absent are said to be absent."""
-    v = verification or {}
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1%}"
 
-    def fmt(x):
-        return "never fires" if x is None else f"{x:g}" if isinstance(x, (int, float)) else str(x)
 
-    lines = [f"- match when the probability of the expected count is at least match_at = {fmt(v.get('match_at'))}; "
-             f"mismatch when at most mismatch_at = {fmt(v.get('mismatch_at'))}; review between"]
-    if v.get("targets"):
-        lines.append("- targets: " + ", ".join(f"{k} {fmt(x)}" for k, x in v["targets"].items()))
-    if v.get("method"):
-        lines.append(f"- chosen by: {v['method']}")
-    measured = v.get("measured")
-    if measured:
-        lines.append("- measured: " + ", ".join(f"{k} {fmt(x)}" for k, x in measured.items()))
+def operating_point(card: ModelCard) -> list[str]:
+    """The verdicts' operating point as model.json states it: thresholds, the targets they were
+    chosen for and how, and the rates measured on the test split. Nothing is computed here."""
+    t, op = card.verification, card.operating_point or {}
+
+    def at(x):
+        return "never fires" if x is None else f"{x:g}"
+
+    lines = [f"- match when the model's probability of the expected count is at least match_at = "
+             f"{at(t.match_at)}; mismatch when at most mismatch_at = {at(t.mismatch_at)}; review between"]
+    targets = op.get("targets") or {}
+    if targets:
+        lines.append("- chosen for: " + ", ".join(f"{k} {v:.1%}" for k, v in targets.items())
+                     + (f" ({op['method']})" if op.get("method") else ""))
+    test = (op.get("measured") or {}).get("test")
+    if test:
+        lines.append(f"- measured on the model's own test split: false match {_pct(test.get('false_match_rate'))} "
+                     f"of {test.get('false_match_n')} wrong asks, false mismatch "
+                     f"{_pct(test.get('false_mismatch_rate'))} of {test.get('false_mismatch_n')} correct asks, "
+                     f"{_pct(test.get('auto_share'))} answered without review")
     else:
         lines.append("- no error rates were measured for these thresholds (model.json has no "
                      "verification.measured): treat the verdicts as unmeasured")
+    lines += [f"- note: {n}" for n in op.get("notes") or []]
     return lines
 
 
@@ -103,7 +112,7 @@ def _p(x: float | None) -> str:
     return "" if x is None else f"{x:.3f}"
 
 
-def render_md(rows: list[Row], title: str, facts: list[str], verification: dict, cost: Cost | None,
+def render_md(rows: list[Row], title: str, facts: list[str], card: ModelCard, cost: Cost | None,
               limit: int = 100) -> str:
     n = len(rows)
     counts = Counter(r.verdict for r in rows)
@@ -111,7 +120,7 @@ def render_md(rows: list[Row], title: str, facts: list[str], verification: dict,
     out += _table(["verdict", "bins", "share"],
                   [[LABELS[v], f"{counts[v]:,}", f"{counts[v] / n:.1%}"] for v in ALL_VERDICTS if counts[v]]
                   + [["**all photos**", f"**{n:,}**", "100%"]])
-    out += ["", "## Operating point (model.json)", "", *operating_point(verification)]
+    out += ["", "## Operating point (model.json)", "", *operating_point(card)]
     recount = recount_order(rows)
     out += ["", f"## Recount first ({len(recount):,})", "",
             "Mismatches, most certain first (lowest probability of the expected count), then reviews.", ""]
@@ -140,11 +149,11 @@ def render_md(rows: list[Row], title: str, facts: list[str], verification: dict,
     return "\n".join(out)
 
 
-def write(rows: list[Row], out_dir: Path, title: str, facts: list[str], verification: dict,
+def write(rows: list[Row], out_dir: Path, title: str, facts: list[str], card: ModelCard,
           cost: Cost | None, limit: int = 100) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / "audit.md"
-    md.write_text(render_md(rows, title, facts, verification, cost, limit), encoding="utf-8")
+    md.write_text(render_md(rows, title, facts, card, cost, limit), encoding="utf-8")
     summary = out_dir / "audit.json"
     summary.write_text(json.dumps(summary_doc(rows, cost), indent=1), encoding="utf-8")
     return {"csv": write_csv(rows, out_dir / "audit.csv"), "md": md, "json": summary}

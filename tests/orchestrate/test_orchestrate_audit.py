@@ -175,8 +175,12 @@ def test_outputs_a_local_run_wrote_into_s3_are_joined_into_the_report(aws, bins,
     for heading in ("## Verdicts", "## Operating point (model.json)", "## Recount first", "## Per expected quantity",
                     "## Failed photos (1)", "## No expected quantity (1)", "## Cost"):
         assert heading in report
-    match_at = json.loads((trained_model / "model.json").read_text())["verification"]["match_at"]
+    verification = json.loads((trained_model / "model.json").read_text())["verification"]
+    match_at = verification["match_at"]
     assert f"match_at = {'never fires' if match_at is None else format(match_at, 'g')}" in report
+    if "measured" in verification:  # the rates training measured travel into the report, unchanged
+        test = verification["measured"]["test"]
+        assert f"of {test['false_match_n']} wrong asks" in report and "answered without review" in report
 
 
 def test_report_and_teardown_know_the_audits_job_and_model(aws, bins, tmp_path, capsys):
