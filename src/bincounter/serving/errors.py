@@ -20,6 +20,14 @@ class BadRequest(ValueError):
     """The request is malformed: bad JSON, bad base64, a missing field, a bad value."""
 
 
+class PayloadTooLarge(ValueError):
+    """More instances than one request may carry."""
+
+
+class RequestTimeout(Exception):
+    """The client did not send the whole request within the read deadline (``workers``)."""
+
+
 class UnsupportedContentType(ValueError):
     """The Content-Type is not one of the accepted request types."""
 
@@ -37,6 +45,8 @@ STATUS_TABLE: tuple[tuple[type[BaseException], int], ...] = (
     (ImageTooLargeError, 413),
     (ImageDecodeError, 400),
     (BadRequest, 400),
+    (PayloadTooLarge, 413),
+    (RequestTimeout, 408),
     (UnsupportedContentType, 415),
     (NotAcceptable, 406),
     (ModelNotReady, 503),
