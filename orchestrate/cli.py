@@ -62,18 +62,32 @@ def cmd_data(a, cfg: Config, sess) -> int:
     return 0
 
 
+def require_weights(ecr, image: str, hyperparameters: dict) -> None:
+    """Refuse, before anything bills, a job whose image lacks the ImageNet weights it needs."""
+    from orchestrate import image_weights
+
+    image_weights.require_weights(image, image_weights.ecr_image_labels(ecr, image),
+                                  {k: str(v) for k, v in hyperparameters.items()})
+
+
 def cmd_train(a, cfg: Config, sess) -> int:
     from orchestrate import training
 
-    image = image_uri(cfg, aws.client(sess, "ecr"), "training")
-    print(training.train(sess, cfg, training.plan(cfg, image)))
+    ecr = aws.client(sess, "ecr")
+    image = image_uri(cfg, ecr, "training")
+    plan = training.plan(cfg, image)
+    require_weights(ecr, image, plan.hyperparameters)
+    print(training.train(sess, cfg, plan))
     return 0
 
 
 def cmd_tune(a, cfg: Config, sess) -> int:
     from orchestrate import training
 
-    image = image_uri(cfg, aws.client(sess, "ecr"), "training")
+    ecr = aws.client(sess, "ecr")
+    image = image_uri(cfg, ecr, "training")
+    if not a.job:
+        require_weights(ecr, image, cfg.train.hyperparameters)
     name = a.job or training.tune(sess, cfg, image)
     print(name)
     if not a.promote:
@@ -86,7 +100,9 @@ def cmd_tune(a, cfg: Config, sess) -> int:
         raise RuntimeError(f"tuning job {name} ended {status}: nothing to promote")
     best, tuned = training.best_hyperparameters(sm, name)
     log.info("promoting %s's hyperparameters %s", best, tuned)
-    print(training.train(sess, cfg, training.plan(cfg, image, tuned, kind="final")))
+    final = training.plan(cfg, image, tuned, kind="final")
+    require_weights(ecr, image, final.hyperparameters)
+    print(training.train(sess, cfg, final))
     return 0
 
 
