@@ -4,15 +4,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo lock venv clean
+.PHONY: test test-fast demo lock venv clean
 
 venv: $(STAMP)
 $(STAMP): requirements/dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --no-deps -r requirements/dev.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . && touch $@
 
+# everything: training runs, servers, moto, containers (README "Tests")
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# the inner loop: no training run, no server, no container
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow and not container" $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo

@@ -12,6 +12,9 @@ import pytest
 from bincounter.synth import generate
 from toolkit_helpers import SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
 
+# each test's markers in the JUnit report, for .ci/run's verdict on skipped container tests
+pytest_plugins = ["devtools.ci_verdict"]
+
 # smdebug reads trials only on the pure-Python protobuf runtime, which protobuf fixes
 # at its first import; test modules import onnx at collection, so choose it here first
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")

@@ -33,7 +33,7 @@ def depth(doc) -> int:
     return 0
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(doc=JSON_DOCS, limit=st.integers(0, 8), ascii_only=st.booleans())
 def test_depth_on_the_raw_bytes_equals_the_parsed_documents_depth(doc, limit, ascii_only):
     text = json.dumps(doc, ensure_ascii=ascii_only).encode()
