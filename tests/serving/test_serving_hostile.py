@@ -120,6 +120,10 @@ HEADER_HOSTILE = {
     "SCRIPT_NAME not prefixing the path (gunicorn: 500)": (_request(b"SCRIPT_NAME: /elsewhere"), 400,
                                                            "SCRIPT_NAME"),
     "200 headers": (_request(*[b"X-Padding-%d: x" % i for i in range(200)]), 431, "header"),
+    # refused by gunicorn while the app reads the body: was a 500 from the app's error table
+    "chunked body with a Content-Length trailer": (
+        b"POST /invocations HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Type: image/jpeg\r\n\r\n"
+        b"5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n", 400, "CONTENT-LENGTH"),
     "quantity in superscript digits": (
         _request(b"Content-Type: image/jpeg", "X-Amzn-SageMaker-Custom-Attributes: expected_quantity=\u00b2"
                  .encode("latin-1")), 400, "expected_quantity"),

@@ -7,6 +7,7 @@ and the worker keeps serving.
 
 from __future__ import annotations
 
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 
 from bincounter.modelcard import ModelCardError
@@ -47,6 +48,9 @@ STATUS_TABLE: tuple[tuple[type[BaseException], int], ...] = (
     (BadRequest, 400),
     (PayloadTooLarge, 413),
     (RequestTimeout, 408),
+    # gunicorn's parser raises these from wsgi.input too, while the app reads a chunked
+    # body (a forbidden trailer such as Content-Length); werkzeug passes them on as they are
+    (ParseException, 400),
     (UnsupportedContentType, 415),
     (NotAcceptable, 406),
     (ModelNotReady, 503),
@@ -72,4 +76,6 @@ def error_message(exc: BaseException, status: int) -> str:
         return f"request body is larger than {MAX_BODY_BYTES} bytes"
     if isinstance(exc, HTTPException):
         return exc.description or exc.name
+    if isinstance(exc, ParseException):
+        return f"malformed HTTP request: {exc}"
     return str(exc) or type(exc).__name__
