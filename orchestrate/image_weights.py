@@ -60,7 +60,7 @@ def carried_archs(labels: dict[str, str] | None) -> set[str] | None:
 
 
 def require_weights(image: str, labels: dict[str, str] | None, hyperparameters: dict[str, str],
-                    rebuild: str = "make images && make push") -> None:
+                    rebuild: str = "make images && make push", before: str = "anything bills") -> None:
     """Raise ImageLacksWeights, saying how to fix it, unless the image carries what the job needs."""
     arch = needed_arch(hyperparameters)
     carried = carried_archs(labels)
@@ -71,7 +71,7 @@ def require_weights(image: str, labels: dict[str, str] | None, hyperparameters: 
                  f"({WEIGHTS_LABEL}={labels[WEIGHTS_LABEL]})")
     given = "given" if "pretrained" in hyperparameters else "the default"
     raise ImageLacksWeights(
-        f"refused before anything bills: the job trains {arch} with pretrained=true ({given}), which "
+        f"refused before {before}: the job trains {arch} with pretrained=true ({given}), which "
         f"loads {arch}'s ImageNet weights from the image, but {image} {what}. Either rebuild the image "
         f"with them on a machine with network ({rebuild}; PRETRAINED_WEIGHTS=1 is the default) or "
         f"train from scratch (--hp pretrained=false)")
