@@ -162,3 +162,12 @@ def test_the_local_endpoint_counts_real_jpegs_through_the_sdks_runtime_client_an
     with pytest.raises(Exception):
         runtime.invoke_endpoint(Body=b"x", EndpointName="bincounter-local", ContentType="image/jpeg")
     assert_offline(tmp_path)
+
+
+def test_the_network_guard_refuses_a_connection_beyond_loopback(tmp_path):
+    """assert_offline would prove nothing if the guard were not loaded: it is."""
+    _, env = orchestrate_cmd(tmp_path)
+    code = "import socket; socket.create_connection(('192.0.2.1', 443), timeout=5)"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "netguard" in proc.stderr
+    assert "BLOCKED DNS lookup of '192.0.2.1'" in (tmp_path / "netguard.log").read_text()
