@@ -25,12 +25,12 @@ demo: $(STAMP)
 # seed recipe vs ours on ../shared/data/abid-sample (CPU-heavy: ~15 min on 2 cores)
 .PHONY: bench-train
 bench-train: $(STAMP)
-	$(BIN)/python benchmarks/bench_train.py $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.bench_train $(BENCH_ARGS)
 
 # serve vs a seed-style torch server, same ResNet50, 4 clients x 20 s each (~2 min)
 .PHONY: bench-serve
 bench-serve: $(STAMP)
-	$(BIN)/python benchmarks/bench_serve.py $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.bench_serve $(BENCH_ARGS)
 
 # hostile traffic (10,000 requests of 31 kinds + slow partial requests), then 4 clients x 60 s
 # of valid traffic, against serve on loopback: fails on any 5xx or lost connection (~12 min)
@@ -68,15 +68,18 @@ BUILD          := DOCKER_BUILDKIT=0 docker build --network $(if $(filter 1,$(PRE
 AWS_REGION     ?= $(or $(AWS_DEFAULT_REGION),us-east-1)
 ECR             = $(or $(ECR_ACCOUNT),$(shell aws sts get-caller-identity --query Account --output text)).dkr.ecr.$(AWS_REGION).amazonaws.com
 
-wheels:
-	$(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS) -r requirements/training.lock -r requirements/serving.lock
+# The locks' wheels once (a stamp), our own wheel on every call: images hold the code of this tree.
+WHEELHOUSE := $(WHEELS)/.complete
+$(WHEELHOUSE): requirements/training.lock requirements/serving.lock
+	$(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS) -r requirements/training.lock -r requirements/serving.lock && touch $@
+wheels: $(WHEELHOUSE)
 	rm -rf $(WHEELS)/project build/lib && $(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS)/project .
 
-images:
+images: wheels
 	$(BUILD) -f training-image/Dockerfile -t $(TRAINING_IMAGE):$(IMAGE_TAG) .
 	$(BUILD) -f serving-image/Dockerfile -t $(SERVING_IMAGE):$(IMAGE_TAG) . && docker images 'bincounter-*'
 
-up:
+up: wheels
 	docker compose up --build --exit-code-from client
 
 down:

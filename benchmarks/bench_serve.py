@@ -2,9 +2,9 @@
 a seed-style baseline (Flask + torch eager + torchvision transforms), same
 random-weight ResNet50 5-class model, same closed-loop load, one run, same cores.
 
-    python benchmarks/bench_serve.py                 # make bench-serve
-    python benchmarks/bench_serve.py --ours 2x1x1,2x2x1 --seconds 20
-    python benchmarks/bench_serve.py --int8          # adds a static int8 copy of the model
+    python -m benchmarks.bench_serve                 # make bench-serve
+    python -m benchmarks.bench_serve --ours 2x1x1,2x2x1 --seconds 20
+    python -m benchmarks.bench_serve --int8          # adds a static int8 copy of the model
 
 A layout is WORKERSxTHREADSxINTRA_OP_THREADS. Prints img/s, p50, p99, the
 ratio ours / baseline and cold start (process start -> first 200 on /ping).
@@ -26,6 +26,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from devtools.local_serve import wait_for_ping
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_IMAGES = ROOT.parent / "shared" / "data" / "abid-sample" / "images"
@@ -161,22 +163,6 @@ def _post(port: int, body: bytes) -> int:
         conn.close()
 
 
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/ping")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.02)
-    raise TimeoutError(f"no 200 on /ping within {timeout} s")
-
-
 def drive(port: int, images: list[bytes], clients: int, seconds: float, warmup: float,
           result: Result) -> None:
     """Closed loop: each client sends the next image as soon as its last answer arrives.
@@ -222,7 +208,7 @@ def start_server(name: str, argv: list[str], env: dict, port: int, log_dir: Path
     proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=log)
     log.close()
     try:
-        wait_ready(port, proc)
+        wait_for_ping(f"http://127.0.0.1:{port}", proc, timeout=120, interval=0.02)
     except BaseException:
         proc.terminate()
         raise
@@ -247,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="measured seconds are split into this many rounds, alternating servers")
     ap.add_argument("--ours", default="default",
                     help="comma-separated layouts WxTxI for serve; 'default' = serve's own defaults")
-    ap.add_argument("--baseline", default="2x1x1", help="baseline layout (PLATFORM.md §6: 2x1 is its best)")
+    ap.add_argument("--baseline", default="2x1x1", help="baseline layout (2x1 was its best, README Serving)")
     ap.add_argument("--int8", action="store_true",
                     help="also serve a static int8 copy of the model with serve's defaults")
     ap.add_argument("--port", type=int, default=18080)

@@ -1,6 +1,6 @@
 """Model quality: the seed's recipe vs ours, side by side, on the real ABID sample.
 
-    python benchmarks/bench_train.py [--data ../shared/data/abid-sample] [--budget small]
+    python -m benchmarks.bench_train [--data ../shared/data/abid-sample] [--budget small]
 
 Both recipes train through the real toolkit ``train`` (train.py) with the same
 arch, image size, epochs, images and held-out split (fixed by ``--split-seed``,
@@ -16,7 +16,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,9 +23,8 @@ from pathlib import Path
 from bincounter.labels import CountRange
 from bincounter.metadata import scan_dataset
 from bincounter.optml import build_tree
+from devtools.local_toolkit import ROOT, install_code, run_train
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN_CMD = str(Path(sys.executable).with_name("train"))
 COMMON = {"arch": "resnet18", "pretrained": "false", "batch-size": "32", "num-workers": "1",
           "lr": "0.05", "profile-steps": "0", "checkpoint-steps": "0", "log-interval": "50"}
 # the seed: plain cross-entropy, SGD + cosine, no balancing, no augmentation
@@ -63,14 +61,10 @@ def make_channels(data: Path, work: Path, n_train: int, n_val: int, n_test: int,
 
 def train_once(work: Path, channels: dict, recipe: str, seed: int, hps: dict) -> dict:
     base = work / f"{recipe}-seed{seed}"
-    build_tree(base, channels, {**COMMON, **hps, **RECIPES[recipe], "seed": str(seed)})
-    shutil.copytree(ROOT / "training-image" / "code", base / "code", dirs_exist_ok=True)
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_PROGRAM": "train.py",
-           "SM_STUDIO_LOCAL_MODE": "True"}
+    install_code(build_tree(base, channels, {**COMMON, **hps, **RECIPES[recipe], "seed": str(seed)}))
     t0 = time.monotonic()
-    proc = subprocess.run([TRAIN_CMD], env=env, capture_output=True, text=True)
+    proc = run_train(base, log=base / "train.log")
     seconds = time.monotonic() - t0
-    (base / "train.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"{recipe} seed {seed} failed; log in {base / 'train.log'}")
     report = json.loads((base / "output" / "data" / "evaluation.json").read_text())

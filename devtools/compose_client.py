@@ -26,6 +26,7 @@ import boto3
 from botocore.config import Config
 
 from bincounter.metadata import scan_dataset
+from bincounter.split import read_manifest
 
 log = logging.getLogger(__name__)
 VERDICTS = {"match", "mismatch", "review"}
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     if a.report and a.report.is_file():
         print(a.report.read_text())
-    test_ids = {e["id"] for e in json.loads(a.split.read_text())["splits"]["test"]}
+    test_ids = set(read_manifest(a.split)["test"])
     samples, _ = scan_dataset(a.channel)
     images = [(s.id, s.image_path, s.count) for s in samples if s.id in test_ids][:a.n]
     if not images:

@@ -1,11 +1,12 @@
-"""``make demo``: the main job on the embedded default data, end to end.
+"""``make demo``: the main job on the embedded default data, end to end, in one screen.
 
 Synthetic bins -> a SageMaker-shaped /opt/ml tree -> the sagemaker-training
-toolkit's own ``train`` command runs training-image/code/train.py -> the
-evaluation table -> ``serve`` on the model, the SageMaker Runtime emulator and
-the local Lambda in front of it -> three bins counted through boto3's Lambda
-client. Everything lands in ./demo (git-ignored); every process started here
-is stopped on the way out, also on error.
+toolkit's own ``train`` runs training-image/code/train.py -> the evaluation
+table -> ``serve`` on the model, the SageMaker Runtime emulator and the local
+Lambda in front of it -> three bins counted through boto3's Lambda client.
+Everything lands in ./demo (git-ignored), the long logs of the toolkit, the
+server and the emulators included; every process started here is stopped on
+the way out, also on error.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
+from bincounter.modelcard import ModelCard
 from bincounter.optml import build_tree
 from bincounter.synth import generate
-from devtools.lambda_emulator import spawn
+from devtools.local_http import spawn
 from devtools.local_serve import start_serve, stop
+from devtools.local_toolkit import ROOT, install_code, run_train
 
-ROOT = Path(__file__).resolve().parents[1]
 HYPERPARAMETERS = {"arch": "resnet18", "image-size": "64", "epochs": "4", "batch-size": "32",
                    "lr": "0.02", "pretrained": "false", "num-workers": "1", "seed": "0"}
 ENDPOINT = "bincounter-demo"
@@ -34,30 +37,19 @@ FUNCTION = "bincounter-front-door"
 LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def train_with_toolkit(base: Path) -> None:
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_PROGRAM": "train.py",
-           "SM_STUDIO_LOCAL_MODE": "True"}
-    train = Path(sys.executable).with_name("train")
-    subprocess.run([str(train)], env=env, check=True)
-
-
-def _start_serve(model_dir: Path, stack: contextlib.ExitStack) -> str:
-    proc, url = start_serve(model_dir)  # its log goes to this terminal
-    stack.callback(stop, proc)
-    return url
-
-
-def local_stack(model_dir: Path, stack: contextlib.ExitStack) -> str:
-    """serve -> runtime emulator -> local Lambda; returns the Lambda API URL."""
+def local_stack(model_dir: Path, logs: Path, stack: contextlib.ExitStack) -> str:
+    """serve -> runtime emulator -> local Lambda, each logging into ``logs``; the Lambda API URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(LOCAL_AWS, PYTHONPATH=str(ROOT))
-    model_url = _start_serve(model_dir, stack)
+    proc, model_url = start_serve(model_dir, logs / "serve.log")
+    stack.callback(stop, proc)
+    emulators = stack.enter_context(open(logs / "emulators.log", "w"))
     runtime, runtime_url = spawn([sys.executable, "-m", "devtools.runtime_emulator", "--port", "0",
-                                  "--endpoint", f"{ENDPOINT}={model_url}"], env)
+                                  "--endpoint", f"{ENDPOINT}={model_url}"], env, log=emulators)
     stack.callback(stop, runtime)
     env.update(ENDPOINT_NAME=ENDPOINT, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=runtime_url)
     front, lambda_url = spawn([sys.executable, "-m", "devtools.lambda_emulator", "--port", "0",
-                               "--function", f"{FUNCTION}=handler.lambda_handler"], env)
+                               "--function", f"{FUNCTION}=handler.lambda_handler"], env, log=emulators)
     stack.callback(stop, front)
     return lambda_url
 
@@ -78,11 +70,23 @@ def count_through_lambda(lambda_url: str, data: Path, n: int = 3) -> None:
         result = json.loads(reply["Payload"].read())
         body = json.loads(result.get("body") or "{}")
         if result.get("statusCode") != 200:
-            print(f"{image.name}: HTTP {result.get('statusCode')} {body.get('error', result)}")
+            print(f"   {image.name}: HTTP {result.get('statusCode')} {body.get('error', result)}")
             continue
         check = body["verification"]
-        print(f"{image.name}: expected {count}, counted {body['count']} (confidence {body['confidence']:.2f}); "
-              f"verification {check['verdict']} (p={check['match_probability']:.2f})")
+        print(f"   {image.name}: expected {count}, counted {body['count']} (confidence {body['confidence']:.2f});"
+              f" verdict {check['verdict']} (p={check['match_probability']:.2f})")
+
+
+def train(base: Path, log: Path) -> ModelCard:
+    started = time.monotonic()
+    proc = run_train(base, log=log)
+    if proc.returncode != 0:
+        failure = base / "output" / "failure"
+        reason = failure.read_text() if failure.is_file() else f"exit {proc.returncode}"
+        raise SystemExit(f"training failed: {reason}\n(full log: {log})")
+    card = ModelCard.read(base / "model")
+    print(f"   done in {time.monotonic() - started:.0f} s; held-out test split of these synthetic bins:")
+    return card
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,15 +98,23 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
     data = generate(out / "data", n=a.n, seed=0, size=128)
-    base = build_tree(out / "opt_ml", {"training": data}, HYPERPARAMETERS)
-    shutil.copytree(ROOT / "training-image" / "code", base / "code", dirs_exist_ok=True)
-    train_with_toolkit(base)
-    print((base / "output" / "data" / "evaluation.md").read_text())
-    print(f"model: {base / 'model'}  report: {base / 'output' / 'data'}")
+    counts = Counter(json.loads(m.read_text())["EXPECTED_QUANTITY"] for m in (data / "metadata").glob("*.json"))
+    print(f"1. data: {a.n} synthetic bins (drawn, not photographed) in {data}, "
+          f"{', '.join(f'{n} of count {c}' for c, n in sorted(counts.items()))}")
+    base = install_code(build_tree(out / "opt_ml", {"training": data}, HYPERPARAMETERS))
+    print(f"2. training: {HYPERPARAMETERS['arch']} from scratch, {HYPERPARAMETERS['image-size']} px, "
+          f"{HYPERPARAMETERS['epochs']} epochs, through the sagemaker-training toolkit "
+          f"(log: {out / 'train.log'})")
+    card = train(base, out / "train.log")
+    report = base / "output" / "data"
+    summary = (report / "evaluation.md").read_text().split("\n\n")[1:3]  # the accuracy line, the table
+    print("\n".join("   " + line for line in "\n".join(summary).splitlines()))
+    print(f"   model: {base / 'model'} ({card.onnx_file}); report: {report / 'evaluation.md'}")
     if not a.no_serve:
         with contextlib.ExitStack() as stack:
-            lambda_url = local_stack(base / "model", stack)
-            print(f"\nserve + SageMaker Runtime emulator + local Lambda up; three bins through {lambda_url}:")
+            lambda_url = local_stack(base / "model", out, stack)
+            print(f"3. serving: serve + SageMaker Runtime emulator + local Lambda (logs: {out}/serve.log, "
+                  f"{out}/emulators.log); three bins through boto3's Lambda client:")
             count_through_lambda(lambda_url, data)
     return 0
 

@@ -22,7 +22,6 @@ import importlib
 import json
 import logging
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -137,23 +136,6 @@ class _Handler(ReplyHandler):
             return json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__,
                                "requestId": context.aws_request_id,
                                "stackTrace": traceback.format_exc().splitlines()}).encode(), True
-
-
-def spawn(argv: list[str], env: dict[str, str], timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
-    """Start an emulator (``python -m devtools.X --port 0 ...``) and return it with the URL it printed."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=None, text=True,
-                            start_new_session=True)
-    ready: list[str] = []
-    reader = threading.Thread(target=lambda: ready.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    line = ready[0] if ready else ""
-    match = re.search(r"listening on (http://\S+)", line)
-    if not match:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"{' '.join(argv)} did not start (exit {proc.returncode}): {line!r}")
-    return proc, match.group(1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,17 @@
 """The plumbing both local emulators share: a threaded loopback server that
-starts and stops in-process, and a handler that sends a whole reply."""
+starts and stops in-process, a handler that sends a whole reply, and ``spawn``
+to run one as a separate process."""
 
 from __future__ import annotations
 
 import logging
+import re
 import signal
+import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import IO
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +58,22 @@ class ReplyHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def spawn(argv: list[str], env: dict[str, str], timeout: float = 30.0,
+          log: IO | None = None) -> tuple[subprocess.Popen, str]:
+    """Start an emulator (``python -m devtools.X --port 0 ...``) and return it with the URL it
+    printed; its log (stderr) goes to ``log``, else to this process's stderr."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+                            start_new_session=True)
+    ready: list[str] = []
+    reader = threading.Thread(target=lambda: ready.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    line = ready[0] if ready else ""
+    match = re.search(r"listening on (http://\S+)", line)
+    if not match:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"{' '.join(argv)} did not start (exit {proc.returncode}): {line!r}")
+    return proc, match.group(1)

@@ -26,13 +26,13 @@ import urllib.error
 import urllib.request
 import uuid
 
+from bincounter.serving.contract import CUSTOM_ATTRIBUTES, MAX_BODY_BYTES
 from devtools.local_http import LocalServer, ReplyHandler
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 6_291_456
 ACCOUNT = "000000000000"
-PASSED_HEADERS = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes")
+PASSED_HEADERS = ("Content-Type", "Accept", CUSTOM_ATTRIBUTES)
 _PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
 
@@ -81,9 +81,9 @@ class _Handler(ReplyHandler):
                 "message": f"Endpoint {name} of account {ACCOUNT} not found."})
         if srv.take_throttle(name):
             return self._error(429, "ThrottlingException", {"message": "Rate exceeded"})
-        if len(body) > MAX_BODY:
+        if len(body) > MAX_BODY_BYTES:
             return self._error(400, "ValidationError", {
-                "message": f"Request body of {len(body)} bytes exceeds the limit of {MAX_BODY}."})
+                "message": f"Request body of {len(body)} bytes exceeds the limit of {MAX_BODY_BYTES}."})
         self._forward(name, body)
 
     def _forward(self, name: str, body: bytes) -> None:
@@ -96,9 +96,9 @@ class _Handler(ReplyHandler):
                 data = reply.read()
                 out = {"Content-Type": reply.headers.get("Content-Type", "application/octet-stream"),
                        "x-Amzn-Invoked-Production-Variant": srv.variant}
-                custom = reply.headers.get("X-Amzn-SageMaker-Custom-Attributes")
+                custom = reply.headers.get(CUSTOM_ATTRIBUTES)
                 if custom:
-                    out["X-Amzn-SageMaker-Custom-Attributes"] = custom
+                    out[CUSTOM_ATTRIBUTES] = custom
                 return self._send(200, data, out)
         except urllib.error.HTTPError as exc:
             status, message = exc.code, exc.read().decode("utf-8", "replace")

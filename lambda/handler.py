@@ -39,7 +39,7 @@ from botocore.config import Config
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError,
                                  EndpointConnectionError, ReadTimeoutError)
 
-from lambda_events import MAX_IMAGE_BYTES, BadRequest, ImageRequest, S3Ref, parse_event, sniff_content_type
+from lambda_events import MAX_IMAGE_BYTES, BadRequest, ImageRequest, S3Ref, parse_event, server_type
 
 logger = logging.getLogger("bincounter.lambda")
 
@@ -146,7 +146,7 @@ def fetch_s3(s3_client, ref: S3Ref, settings: Settings, content_type: str | None
     if not data:
         raise BadRequest(f"no image: {ref.uri} is empty")
     stored = (obj.get("ContentType") or "").split(";")[0].strip().lower()
-    return data, content_type or (stored if stored.startswith("image/") else sniff_content_type(data))
+    return data, server_type(content_type or stored, data)
 
 
 def _model_error(exc: ClientError) -> Reply:

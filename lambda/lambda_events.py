@@ -24,19 +24,17 @@ import reprlib
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-# InvokeEndpoint's request limit (real-time endpoints).
+# Copies of the model server's contract (bincounter.serving.contract), since this
+# module is stdlib-only; tests/lambda_/test_lambda_contract.py checks they are equal.
 MAX_IMAGE_BYTES = 6_291_456
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff",
-               "application/x-image", "application/octet-stream")
-# Copies of the model server's limits (bincounter.serving.codec; a test keeps them equal).
+SERVER_IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
+# what a caller may name: the server's types, or a generic one whose bytes are sniffed
+IMAGE_TYPES = SERVER_IMAGE_TYPES + ("application/octet-stream",)
+_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
 MAX_JSON_DEPTH = 32
 MAX_QUANTITY = 999_999_999
-_MIME = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}")
 # S3 object keys are at most 1024 bytes of UTF-8
 _MAX_KEY_BYTES = 1024
-_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"),
-          (b"GIF8", "image/gif"), (b"BM", "image/bmp"), (b"II*\x00", "image/tiff"),
-          (b"MM\x00*", "image/tiff"))
 
 
 class BadRequest(ValueError):
@@ -115,21 +113,25 @@ def json_depth_exceeds(text: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def content_type_of(value, what: str) -> str:
-    """A MIME type that can travel as InvokeEndpoint's ContentType header."""
-    text = _text(value, what).split(";")[0].strip().lower()
-    if not _MIME.fullmatch(text):
-        raise BadRequest(f"{what} must be a MIME type like image/jpeg, got {_short(value)}")
-    return text
-
-
 def sniff_content_type(data: bytes) -> str:
+    """The server type for these bytes: JPEG and PNG by name, any other image as
+    ``application/x-image`` (the server decodes what it can, and says why not)."""
     for magic, content_type in _MAGIC:
         if data.startswith(magic):
             return content_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
     return "application/x-image"
+
+
+def server_type(named: str | None, data: bytes) -> str:
+    """The Content-Type to send the server: the caller's when the server takes it, else sniffed."""
+    return named if named in SERVER_IMAGE_TYPES else sniff_content_type(data)
+
+
+def check_content_type(content_type: str) -> str:
+    if content_type not in IMAGE_TYPES:
+        raise BadRequest(f"unsupported Content-Type {_short(content_type)}: send {', '.join(SERVER_IMAGE_TYPES)} "
+                         "(or application/octet-stream), or application/json", status=415)
+    return content_type
 
 
 def check_size(data: bytes) -> bytes:
@@ -181,19 +183,21 @@ def from_document(doc, kind: str, quantity_fallback=None) -> ImageRequest:
         raise BadRequest("expected a JSON object with image_b64 or s3_uri")
     quantity = parse_expected_quantity(doc.get("expected_quantity", quantity_fallback))
     content_type = doc.get("content_type")
+    if content_type is not None and not isinstance(content_type, str):
+        raise BadRequest("content_type must be a string")
     if content_type is not None:
-        content_type = content_type_of(content_type, "content_type")
+        content_type = check_content_type(content_type.split(";")[0].strip().lower())
     if "image_b64" in doc and "s3_uri" in doc:
         raise BadRequest("give either image_b64 or s3_uri, not both")
     if "image_b64" in doc:
         image = check_size(_b64(doc["image_b64"], "image_b64"))
-        return ImageRequest(kind, image, content_type or sniff_content_type(image), quantity)
+        return ImageRequest(kind, image, server_type(content_type, image), quantity)
     if "s3_uri" in doc:
         return ImageRequest(kind, None, content_type, quantity, s3=parse_s3_uri(doc["s3_uri"]))
     raise BadRequest("no image: give image_b64 (base64 image) or s3_uri")
 
 
-def _headers(event: dict) -> dict[str, str]:
+def _headers(event: dict) -> dict:
     # REST (1.0) keeps the client's header case; HTTP API and URLs lower-case them
     return {str(k).lower(): v for k, v in _object(event.get("headers"), "headers").items()}
 
@@ -260,18 +264,15 @@ def from_http(event: dict, kind: str) -> ImageRequest:
     body = _text(body, "body")
     if content_type == "application/json" or content_type.endswith("+json"):
         return from_document(_json_body(body, encoded), kind, quantity_fallback=quantity)
-    if content_type and content_type not in IMAGE_TYPES:
-        raise BadRequest(f"unsupported Content-Type {_short(content_type)}: send an image (image/jpeg, "
-                         "image/png, ...) or application/json", status=415)
+    if content_type:
+        check_content_type(content_type)
     if not encoded:
         # A gateway passes binary only as base64; text here means the image was mangled.
         raise BadRequest("image body arrived as text, not base64: enable binary media types "
                          "(image/*) on the API")
     image = check_size(_b64(body, "body"))
-    if content_type in ("", "application/octet-stream"):
-        # generic clients send no or a generic type; the model server wants the image's own
-        content_type = sniff_content_type(image)
-    return ImageRequest(kind, image, content_type, parse_expected_quantity(quantity))
+    # generic clients send no or a generic type; the model server wants the image's own
+    return ImageRequest(kind, image, server_type(content_type, image), parse_expected_quantity(quantity))
 
 
 def parse_event(event) -> ImageRequest:

@@ -63,8 +63,9 @@ class TrainSection:
     max_wait_seconds: int = 7200
     debug_hook: bool = True
     debugger_rules: bool = False
-    hyperparameters: dict = field(default_factory=lambda: {
-        "arch": "resnet50", "epochs": 3, "batch-size": 32, "lr": 0.01, "image-size": 224})
+    # only what the user set: every other hyperparameter takes the training
+    # contract's default (bincounter.training.hyperparameters.PARAMS) in the job
+    hyperparameters: dict = field(default_factory=dict)
 
 
 @dataclass

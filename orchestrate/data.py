@@ -23,7 +23,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from bincounter.labels import DEFAULT_RANGE
-from bincounter.metadata import MetadataError, read_expected_quantity
+from bincounter.metadata import MetadataError, parse_expected_quantity, read_expected_quantity
 from bincounter.split import SPLITS, stratified_split, write_manifest
 from orchestrate.progress import Progress
 
@@ -150,15 +150,11 @@ def pick_per_class(s3, bucket: str, per_class: int, workers: int = 16) -> list[s
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="metadata/")
 
     def quantity(key: str) -> tuple[str, int | None]:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         try:
-            doc = json.loads(body)
-            qty = doc.get("EXPECTED_QUANTITY") if isinstance(doc, dict) else None
-        except ValueError:
-            qty = None
-        if qty is None:
-            log.warning("s3://%s/%s: no usable EXPECTED_QUANTITY, not picked", bucket, key)
-        return key, qty
+            return key, parse_expected_quantity(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except MetadataError as exc:
+            log.warning("s3://%s/%s: %s; not picked", bucket, key, exc)
+            return key, None
 
     with ThreadPoolExecutor(workers) as pool:
         for page in pages:

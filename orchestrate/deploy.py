@@ -5,7 +5,7 @@ a model locally first (it wants to know the framework) and, after deploying,
 reads the endpoint back through pydantic shapes; for a bring-your-own
 image plus a ready ``model.tar.gz``, the three create calls are the whole
 job, and they are what the test emulator (moto) answers correctly
-(PLATFORM.md §4).
+(docs/platform.md §4).
 """
 
 from __future__ import annotations

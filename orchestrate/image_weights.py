@@ -24,7 +24,7 @@ import subprocess
 import urllib.request
 from typing import Callable
 
-from bincounter.training.environment import HyperparameterError, get_args_parser
+from bincounter.training.hyperparameters import HyperparameterError, get_args_parser
 from orchestrate.config import ConfigError
 
 WEIGHTS_LABEL = "bincounter.pretrained-weights"

@@ -8,7 +8,7 @@ tree, the config files and a compose file under a fresh root and collects
 ``create_endpoint`` with the serving image and serves until SIGTERM or Ctrl-C;
 ``orchestrate invoke --local`` calls it through the SDK's runtime client.
 
-Where the SDK needs help (measured, /work/notes/sdk-local-mode.md):
+Where the SDK needs help (docs/platform.md §7):
 - offline: the session comes with telemetry opted out and dummy keys, so the SDK
   neither calls home nor looks up credentials (IMDS), and no real key of the
   user's is written into the compose file it generates;

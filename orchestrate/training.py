@@ -1,7 +1,7 @@
 """``orchestrate train`` / ``tune``: SageMaker training and tuning jobs with our training image.
 
 ``train`` goes through ``sagemaker.core.resources.TrainingJob.create`` because
-v3's ``ModelTrainer`` has no debugger arguments (PLATFORM.md §2) and we send
+v3's ``ModelTrainer`` has no debugger arguments (docs/platform.md §2) and we send
 the smdebug DebugHookConfig; ``tune`` goes through ``ModelTrainer`` +
 ``HyperparameterTuner``. Both take a boto3 session; no model logic here.
 """
@@ -26,6 +26,7 @@ from sagemaker.train import ModelTrainer
 from sagemaker.train.tuner import HyperparameterTuner
 
 from bincounter.training.debugger import hook_config
+from bincounter.training.environment import Layout
 from bincounter.training.metriclog import METRIC_DEFINITIONS, OBJECTIVE_METRIC
 from orchestrate.aws import tags, unique_name
 from orchestrate.config import Config
@@ -39,8 +40,8 @@ HYPERPARAMETER_RANGES = {
     "batch-size": CategoricalParameter([32, 64, 128]),
     "epochs": IntegerParameter(1, 3),
 }
-TENSORS_LOCAL_PATH = "/opt/ml/output/tensors"
-CHECKPOINTS_LOCAL_PATH = "/opt/ml/checkpoints"
+# the container paths, as the training contract resolves them on SageMaker
+CONTAINER = Layout()
 RULE_INSTANCE_TYPE = "ml.t3.medium"
 
 
@@ -73,7 +74,7 @@ def _stopping(cfg: Config) -> StoppingCondition:
 
 
 def _debug_hook(cfg: Config) -> DebugHookConfig:
-    doc = hook_config(TENSORS_LOCAL_PATH)
+    doc = hook_config(CONTAINER.tensors)
     # SageMaker adds <job>/debug-output/ itself; the managed rules' output sits beside it
     return DebugHookConfig(
         s3_output_path=f"{cfg.s3_base}/debug", local_path=doc["LocalPath"],
@@ -122,9 +123,9 @@ def training_job_args(cfg: Config, p: JobPlan) -> dict:
         tags=[{"key": x["Key"], "value": x["Value"]} for x in tags(cfg.aws.stack)],
     )
     if t.spot:
-        # Our train.py saves and restores /opt/ml/checkpoints; SageMaker syncs it here.
+        # Training saves and restores its checkpoints there; SageMaker syncs them to S3.
         args["checkpoint_config"] = CheckpointConfig(s3_uri=f"{cfg.s3_base}/checkpoints/{p.name}",
-                                                     local_path=CHECKPOINTS_LOCAL_PATH)
+                                                     local_path=str(CONTAINER.checkpoints))
     if t.debug_hook:
         args["debug_hook_config"] = _debug_hook(cfg)
     if t.debugger_rules:
@@ -141,7 +142,7 @@ def train(sess: boto3.Session, cfg: Config, p: JobPlan) -> str:
 
 
 def tuner(sess: boto3.Session, cfg: Config, image: str) -> HyperparameterTuner:
-    """The tuner over the seed's ranges; static hyperparameters are the configured rest."""
+    """The tuner over the seed's ranges; static hyperparameters are the rest the user set."""
     t = cfg.train
     static = {k: str(v) for k, v in t.hyperparameters.items() if k not in HYPERPARAMETER_RANGES}
     trainer = ModelTrainer(

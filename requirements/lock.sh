@@ -2,7 +2,7 @@
 # Regenerate the three locks: dev.lock is the full resolution of dev.in; the
 # image locks are resolved against it as constraints, so every package has the
 # same version in the dev venv and in both images. Every lock is a complete
-# set, installed with --no-deps (that is what lets smdebug in; PLATFORM.md §3).
+# set, installed with --no-deps (that is what lets smdebug in; docs/platform.md §3).
 set -euo pipefail
 cd "$(dirname "$0")"
 SMDEBUG="smdebug==1.0.34"

@@ -4,9 +4,10 @@ and one tiny model trained by the real toolkit per test session."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+# first: it chooses the protobuf runtime smdebug needs, before a test module's onnx import
+import bincounter.training  # noqa: F401
 import pytest
 
 from bincounter.synth import generate
@@ -14,10 +15,6 @@ from toolkit_helpers import SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
 
 # each test's markers in the JUnit report, for .ci/run's verdict on skipped container tests
 pytest_plugins = ["devtools.ci_verdict"]
-
-# smdebug reads trials only on the pure-Python protobuf runtime, which protobuf fixes
-# at its first import; test modules import onnx at collection, so choose it here first
-os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,13 @@ Importable by name from any test folder (pytest's ``pythonpath`` has tests/);
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from devtools.local_toolkit import ROOT, install_code, run_train
+
 SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "abid-sample"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-TRAIN_CMD = str(Path(sys.executable).with_name("train"))
 # 100 images at 32 px (the ``tiny_bins`` fixture): 80 train (10 steps of 8), 10 validation, 10 test
 TINY = {"image-size": "32", "batch-size": "8", "epochs": "2", "lr": "0.01", "log-interval": "1",
         "profile-steps": "0", "num-workers": "0", "checkpoint-steps": "3"}
@@ -37,16 +34,9 @@ def make_opt_ml(base: Path, channels: dict[str, Path], hyperparameters: dict | N
     idc = {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
                   "RecordWrapperType": "None"} for name in channels}
     (config / "inputdataconfig.json").write_text(json.dumps(idc))
-    shutil.copytree(ROOT / "training-image" / "code", base / "code")
-    return base
-
-
-def toolkit_env(base: Path, extra: dict | None = None) -> dict:
-    return {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "SAGEMAKER_PROGRAM": "train.py",
-            "SM_STUDIO_LOCAL_MODE": "True", "PYTHONUNBUFFERED": "1", **(extra or {})}
+    return install_code(base)
 
 
 def run_toolkit_train(base: Path, timeout: int = 600, extra_env: dict | None = None):
-    """The sagemaker-training toolkit's own ``train`` command on the tree at ``base``."""
-    return subprocess.run([TRAIN_CMD], env=toolkit_env(base, extra_env), capture_output=True, text=True,
-                          timeout=timeout)
+    """The sagemaker-training toolkit's own ``train`` on the tree at ``base``, output captured."""
+    return run_train(base, timeout=timeout, extra_env=extra_env)

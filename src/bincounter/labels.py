@@ -35,10 +35,5 @@ class CountRange:
             raise ValueError(f"count {count} outside {self.min_count}..{self.max_count}")
         return count - self.min_count
 
-    def to_count(self, index: int) -> int:
-        if not 0 <= index < self.num_classes:
-            raise ValueError(f"class index {index} outside 0..{self.num_classes - 1}")
-        return index + self.min_count
-
 
 DEFAULT_RANGE = CountRange()

@@ -65,10 +65,12 @@ class ScanReport:
                 "skipped": [{"file": f, "reason": r} for f, r in self.skipped]}
 
 
-def read_expected_quantity(path: Path) -> int:
+def parse_expected_quantity(raw: bytes | str) -> int:
+    """The label of one ABID metadata JSON document: its ``EXPECTED_QUANTITY``,
+    a non-negative whole number (``true`` or ``3.0`` are not counts)."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MetadataError(f"unreadable metadata JSON: {exc}") from exc
     if not isinstance(doc, dict) or "EXPECTED_QUANTITY" not in doc:
         raise MetadataError("metadata JSON has no EXPECTED_QUANTITY")
@@ -76,6 +78,14 @@ def read_expected_quantity(path: Path) -> int:
     if isinstance(qty, bool) or not isinstance(qty, int) or qty < 0:
         raise MetadataError(f"EXPECTED_QUANTITY is not a count: {qty!r}")
     return qty
+
+
+def read_expected_quantity(path: Path) -> int:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise MetadataError(f"unreadable metadata JSON: {exc}") from exc
+    return parse_expected_quantity(raw)
 
 
 def detect_layout(root: Path) -> str:

@@ -60,8 +60,3 @@ def evaluate_counts(true_counts, pred_counts, counts: list[int]) -> Evaluation:
                       rmse=float(np.sqrt((err ** 2).mean())), n=int(t.size),
                       per_class=per_class, confusion=confusion.tolist())
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)

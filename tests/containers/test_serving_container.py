@@ -12,6 +12,7 @@ import pytest
 from container_helpers import docker
 
 from bincounter.modelcard import ModelCard
+from devtools.local_serve import wait_for_ping
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -47,17 +48,12 @@ def server(serving_image, network, trained_model):
     try:
         port = docker("port", cid, "8080/tcp").stdout.split()[0].rsplit(":", 1)[1]
         url = f"http://127.0.0.1:{port}"
-        ready_at = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and ready_at is None:
-            try:
-                if http(url + "/ping", timeout=2)[0] == 200:
-                    ready_at = time.time()
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.05)
-        logs = docker("logs", cid, check=False)
-        assert ready_at is not None, f"/ping never answered 200:\n{logs.stdout}{logs.stderr}"
-        yield url, cid, ready_at - started_at(cid)
+        try:
+            wait_for_ping(url, timeout=30)
+        except RuntimeError as exc:
+            logs = docker("logs", cid, check=False)
+            pytest.fail(f"{exc}:\n{logs.stdout}{logs.stderr}")
+        yield url, cid, time.time() - started_at(cid)
     finally:
         docker("rm", "-f", cid, check=False)
 

@@ -13,7 +13,8 @@ import pytest
 from devtools.local_serve import stop as stop_process
 from lambda_helpers import ENDPOINT, LAMBDA_DIR, ROOT, client, load_event
 
-from devtools.lambda_emulator import LambdaEmulator, load_handler, spawn
+from devtools.lambda_emulator import LambdaEmulator, load_handler
+from devtools.local_http import spawn
 
 AWS_CLI = str(Path(sys.executable).with_name("aws"))
 

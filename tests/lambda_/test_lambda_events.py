@@ -103,7 +103,7 @@ BAD = [
     ("JSON body nested 100,000 deep", _with("apigw-http-v2", body="[" * 100_000, isBase64Encoded=False,
                                             headers={"content-type": "application/json"}), 400, "levels deep"),
     ("content_type with a line break", {"image_b64": "/9j/", "content_type": "image/jpeg\r\nX-Evil: 1"},
-     400, "MIME type"),
+     415, "unsupported Content-Type"),
 ]
 
 

@@ -100,9 +100,10 @@ def test_the_handler_never_answers_500_and_never_raises(event, runtime_emulator,
        limit=st.integers(0, 6))
 def test_the_lambdas_copy_of_the_servers_depth_limit_agrees_with_it(text, limit):
     """lambda_events must stay stdlib-only, so it carries copies of codec's limits."""
-    from bincounter.serving import codec
+    from bincounter.serving import codec, contract
 
     import lambda_events
 
-    assert (lambda_events.MAX_JSON_DEPTH, lambda_events.MAX_QUANTITY) == (codec.MAX_JSON_DEPTH, codec.MAX_QUANTITY)
+    assert (lambda_events.MAX_JSON_DEPTH, lambda_events.MAX_QUANTITY) == (contract.MAX_JSON_DEPTH,
+                                                                          contract.MAX_QUANTITY)
     assert lambda_events.json_depth_exceeds(text, limit) == codec.json_depth_exceeds(text, limit)

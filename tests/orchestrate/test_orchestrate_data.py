@@ -11,6 +11,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore import UNSIGNED
+from botocore.config import Config
 from PIL import Image
 
 from bincounter.split import stratified_split
@@ -148,6 +150,19 @@ def test_data_per_class_picks_that_many_bins_of_each_count(aws, source_bucket, t
     manifest = json.loads((tmp_path / "abid" / "split.json").read_text())
     totals = {c: sum(manifest["counts"][s].get(str(c), 0) for s in manifest["counts"]) for c in range(1, 6)}
     assert totals == {c: 4 for c in range(1, 6)}
+
+
+def test_per_class_picking_parses_labels_with_the_core_parser(aws, source_bucket, caplog):
+    """A ``true`` quantity is not count 1, and a quoted one is not a count: neither is picked."""
+    s3 = boto3.client("s3")
+    for key, qty in (("metadata/zz-true.json", "true"), ("metadata/zz-text.json", '"1"')):
+        s3.put_object(Bucket="aft-vbi-pds", Key=key, Body=f'{{"EXPECTED_QUANTITY": {qty}}}'.encode(),
+                      ACL="public-read")
+    source = boto3.client("s3", config=Config(signature_version=UNSIGNED))
+    picked = data.pick_per_class(source, "aft-vbi-pds", per_class=1000, workers=4)
+    assert "zz-true" not in picked and "zz-text" not in picked
+    assert len(picked) == 100  # the seeded bins of counts 1..5
+    assert "zz-true.json: EXPECTED_QUANTITY is not a count: True" in caplog.text
 
 
 def test_file_list_entries_that_are_not_metadata_paths_are_refused_by_name(tmp_path):

@@ -82,7 +82,7 @@ def test_invoke_sends_the_image_to_the_endpoint(aws, make_cfg, tmp_path, capsys)
     sent, = [p for _, op, p in aws.api_calls if op == "InvokeEndpoint"]
     assert sent["Body"] == image.read_bytes() and sent["ContentType"] == "application/json"
     assert sent["CustomAttributes"] == "expected_quantity=3"
-    # moto answers every InvokeEndpoint with this placeholder (PLATFORM.md §4).
+    # moto answers every InvokeEndpoint with this placeholder (docs/platform.md §4).
     assert capsys.readouterr().out.strip() == "body"
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+from sagemaker_training import mapping
 
 from bincounter.training.debugger import COLLECTIONS, HOOK_PARAMETERS
+from bincounter.training.hyperparameters import PARAMS, Hyperparameters
 from bincounter.training.metriclog import METRIC_DEFINITIONS
 from orchestrate import cli, training
 from orchestrate.aws import MANAGED_BY_KEY, STACK_KEY
@@ -32,8 +36,7 @@ def test_train_creates_a_spot_job_with_our_image_hyperparameters_channels_checkp
     sm = aws.client("sagemaker")
     job = sm.describe_training_job(TrainingJobName=name)
     assert job["AlgorithmSpecification"]["TrainingImage"] == IMAGE
-    assert job["HyperParameters"] == {"arch": "resnet50", "epochs": "2", "batch-size": "32",
-                                      "lr": "0.01", "image-size": "224"}
+    assert job["HyperParameters"] == {"epochs": "2"}  # only what was set; the contract has the rest
     assert {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in job["InputDataConfig"]} == {
         c: f"s3://models/exp1/channels/{c}/" for c in CHANNELS}
     assert job["OutputDataConfig"]["S3OutputPath"] == "s3://models/exp1/output"
@@ -51,6 +54,20 @@ def test_train_creates_a_spot_job_with_our_image_hyperparameters_channels_checkp
     sent = _request(aws, "CreateTrainingJob")
     assert sent["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
     assert "DebugRuleConfigurations" not in sent and "ProfilerRuleConfigurations" not in sent
+
+
+def test_a_default_changed_in_the_training_contract_is_what_the_cloud_job_runs(aws, make_cfg, monkeypatch):
+    """orchestrate sends only what the user set; train.py in the job resolves the rest from
+    the contract, so changing a default there changes the job, and a user's value still wins."""
+    monkeypatch.setitem(PARAMS, "epochs", replace(PARAMS["epochs"], default=7))
+    monkeypatch.setitem(PARAMS, "lr", replace(PARAMS["lr"], default=0.123))
+    cfg = make_cfg("train.hyperparameters.lr=0.05")
+    name = training.train(aws, cfg, training.plan(cfg, IMAGE))
+    sent = aws.client("sagemaker").describe_training_job(TrainingJobName=name)["HyperParameters"]
+    assert sent == {"lr": "0.05"}
+    # the toolkit turns the job's hyperparameters into train.py's flags, which the contract parses
+    hp = Hyperparameters.parse(mapping.to_cmd_args(sent))
+    assert hp.epochs == 7 and hp.lr == 0.05
 
 
 def test_train_on_demand_has_no_spot_wait_or_checkpoints(aws, make_cfg):
@@ -95,7 +112,7 @@ def test_tune_searches_exactly_the_seed_ranges_for_validation_accuracy(aws, make
     definition = desc["TrainingJobDefinition"]
     assert definition["AlgorithmSpecification"]["TrainingImage"] == IMAGE
     assert definition["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
-    assert definition["StaticHyperParameters"] == {"arch": "resnet50", "image-size": "224"}
+    assert not definition.get("StaticHyperParameters")  # none set: the contract's defaults apply
     assert {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in definition["InputDataConfig"]} == {
         c: f"s3://models/exp1/channels/{c}/" for c in CHANNELS}
     assert definition["EnableManagedSpotTraining"] is True
@@ -117,6 +134,5 @@ def test_tune_promote_trains_the_best_jobs_hyperparameters_with_the_image_from_e
     final, = [j for j in sm.list_training_jobs()["TrainingJobSummaries"] if "-final-" in j["TrainingJobName"]]
     job = sm.describe_training_job(TrainingJobName=final["TrainingJobName"])
     # moto reports a placeholder best job; whatever it reports is what gets promoted.
-    assert job["HyperParameters"] == {"arch": "resnet50", "epochs": "3", "batch-size": "32", "lr": "0.01",
-                                      "image-size": "224", **best["TunedHyperParameters"]}
+    assert job["HyperParameters"] == best["TunedHyperParameters"]
     assert job["AlgorithmSpecification"]["TrainingImage"] == image

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-
 import pytest
-from serving_helpers import loaded_app, start_serve, stop, wait_ready
+from serving_helpers import loaded_app
 
 from bincounter.serving.settings import ServeSettings
+from devtools.local_serve import start_serve, stop
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,6 @@ def live_server(trained_model, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     proc, url = start_serve(trained_model, log, MODEL_SERVER_THREADS="2")
     try:
-        wait_ready(proc, url)
         yield proc, url
     finally:
         stop(proc)

@@ -1,31 +1,23 @@
 """Helpers for the serving tests: the OpenAPI check every response goes through,
-a real ``serve`` process on loopback, and generated images (good and hostile)."""
+and generated images (good and hostile). A real ``serve`` process on loopback
+comes from ``devtools.local_serve``."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import socket
 import struct
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
 from http.client import HTTPResponse
 from importlib import resources
-from pathlib import Path
 
 from openapi_schema_validator import OAS31Validator
 from PIL import Image
 
-from devtools.local_serve import free_port
-
-SERVE = str(Path(sys.executable).with_name("serve"))
 OPENAPI = json.loads(resources.files("bincounter.serving").joinpath("openapi.json").read_text())
 
 
@@ -87,46 +79,6 @@ def raw_http(url: str, request: bytes, path: str = "/invocations", method: str =
         reply = Reply(r.status, r.headers.get("Content-Type"), r.read(), dict(r.headers))
     check_openapi(path, method, reply.status, reply.content_type, reply.body)
     return reply
-
-
-def start_serve(model_dir: Path, log_path: Path, args: tuple[str, ...] = (),
-                **env) -> tuple[subprocess.Popen, str]:
-    """``serve`` as a real process (it execs gunicorn, so its pid is gunicorn's master)."""
-    port = free_port()
-    full_env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(port),
-                "MODEL_SERVER_HOST": "127.0.0.1", "MODEL_SERVER_WORKERS": "1", **env}
-    log = open(log_path, "ab")
-    proc = subprocess.Popen([SERVE, *args], env=full_env, stdout=log, stderr=log)
-    log.close()
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 90.0) -> list[int]:
-    """Poll /ping until 200; returns the status of every ping answered on the way."""
-    answers, deadline = [], time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"serve exited with {proc.returncode} before it was ready"
-        try:
-            reply = http(url, "/ping", timeout=5)
-        except OSError:  # not listening yet
-            time.sleep(0.05)
-            continue
-        answers.append(reply.status)
-        if reply.status == 200:
-            return answers
-        time.sleep(0.05)
-    raise AssertionError(f"serve did not answer 200 on /ping within {timeout} s: {answers[-5:]}")
-
-
-def stop(proc: subprocess.Popen, timeout: float = 30.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
 
 
 def encode(image: Image.Image, fmt: str, **kw) -> bytes:

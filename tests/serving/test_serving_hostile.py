@@ -7,17 +7,15 @@ import base64
 import io
 import json
 import os
-
 import socket
 import time
 
 import pytest
 from PIL import Image
-from serving_helpers import (encode, http, jpeg_bomb, png_declaring, raw_http, start_serve, stop,
-                             wait_ready)
+from serving_helpers import encode, http, jpeg_bomb, png_declaring, raw_http
 
-from bincounter.serving.codec import MAX_INSTANCES, MAX_JSON_DEPTH
-from bincounter.serving.errors import MAX_BODY_BYTES
+from bincounter.serving.contract import MAX_BODY_BYTES, MAX_INSTANCES, MAX_JSON_DEPTH
+from devtools.local_serve import start_serve, stop
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +135,6 @@ def any_worker_server(request, trained_model, tmp_path_factory):
     proc, url = start_serve(trained_model, log, MODEL_SERVER_READ_DEADLINE="2",
                             MODEL_SERVER_THREADS="1" if request.param == "sync" else "2")
     try:
-        wait_ready(proc, url)
         yield proc, url
     finally:
         stop(proc)

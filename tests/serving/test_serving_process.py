@@ -15,9 +15,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from serving_helpers import SERVE, check_openapi, http, start_serve, stop, wait_ready
+from serving_helpers import check_openapi, http
 
 from bincounter.modelcard import ModelCard
+from devtools.local_serve import SERVE, launch_serve, stop, wait_for_ping
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +58,9 @@ def test_real_photos_from_the_shared_sample_are_counted(live_server, real_jpegs,
 def test_ping_answers_503_or_200_from_the_first_connection_on(trained_model, tmp_path):
     """Every ping gets an answer while starting; once each worker has loaded, only 200s."""
     log = tmp_path / "serve.log"
-    proc, url = start_serve(trained_model, log, MODEL_SERVER_WORKERS="2")
+    proc, url = launch_serve(trained_model, log, MODEL_SERVER_WORKERS="2")
     try:
-        answers = wait_ready(proc, url)
+        answers = wait_for_ping(url, proc)
         assert set(answers) <= {200, 503} and answers[-1] == 200
         deadline = time.monotonic() + 60
         while log.read_text().count("bincounter.serving.handler: loaded") < 2:
@@ -69,13 +70,13 @@ def test_ping_answers_503_or_200_from_the_first_connection_on(trained_model, tmp
             reply = http(url, "/ping", timeout=2)
             assert (reply.status, reply.body) == (200, b"")
     finally:
-        assert stop(proc) == 0, (tmp_path / "serve.log").read_text()[-2000:]
+        assert stop(proc, group=False) == 0, (tmp_path / "serve.log").read_text()[-2000:]
 
 
 def test_sigterm_lets_an_in_flight_request_finish(trained_model, real_jpegs, tmp_path):
     log = tmp_path / "serve.log"
-    proc, url = start_serve(trained_model, log)
-    wait_ready(proc, url)
+    proc, url = launch_serve(trained_model, log)
+    wait_for_ping(url, proc)
     host, port = urlsplit(url).hostname, urlsplit(url).port
     body = json.dumps({"image": base64.b64encode(real_jpegs[0]).decode()}).encode()
     with socket.create_connection((host, port), timeout=30) as s:
@@ -101,11 +102,11 @@ def test_sigterm_lets_an_in_flight_request_finish(trained_model, real_jpegs, tmp
 
 def test_the_platform_argument_serve_is_accepted(trained_model, tmp_path):
     """SageMaker runs ``docker run IMAGE serve``: with ENTRYPOINT serve that is ``serve serve``."""
-    proc, url = start_serve(trained_model, tmp_path / "serve.log", args=("serve",))
+    proc, url = launch_serve(trained_model, tmp_path / "serve.log", args=("serve",))
     try:
-        wait_ready(proc, url)
+        wait_for_ping(url, proc)
     finally:
-        assert stop(proc) == 0
+        assert stop(proc, group=False) == 0
 
 
 def test_an_unknown_argument_is_refused_with_usage():
@@ -114,7 +115,7 @@ def test_an_unknown_argument_is_refused_with_usage():
 
 
 def test_a_missing_model_stops_serve_before_any_worker_starts(tmp_path):
-    proc, _ = start_serve(tmp_path, tmp_path / "serve.log")
+    proc, _ = launch_serve(tmp_path, tmp_path / "serve.log")
     assert proc.wait(timeout=60) == 1
     text = (tmp_path / "serve.log").read_text()
     assert f"cannot serve: cannot read {tmp_path / 'model.json'}" in text
@@ -124,7 +125,7 @@ def test_a_missing_model_stops_serve_before_any_worker_starts(tmp_path):
 def test_a_model_that_fails_to_load_stops_serve_instead_of_pinging_503_forever(trained_model, tmp_path):
     model_dir = shutil.copytree(trained_model, tmp_path / "model")
     (model_dir / "model.onnx").write_bytes(b"\x08\x07garbage that is no ONNX graph")
-    proc, _ = start_serve(model_dir, tmp_path / "serve.log")
+    proc, _ = launch_serve(model_dir, tmp_path / "serve.log")
     assert proc.wait(timeout=60) != 0
     text = (tmp_path / "serve.log").read_text()
     assert "model failed to load: ONNX Runtime cannot load" in text

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from toolkit_helpers import TRAIN_CMD, toolkit_env
+from devtools.local_toolkit import TRAIN, toolkit_env
 
 
 def start_toolkit(base: Path, extra_env: dict | None = None, launcher: bool = False) -> subprocess.Popen:
     """The toolkit's ``train`` (optionally behind our PID-1-safe launcher), output piped."""
-    cmd = [sys.executable, "-m", "bincounter.training.launch", TRAIN_CMD] if launcher else [TRAIN_CMD]
+    cmd = [sys.executable, "-m", "bincounter.training.launch", TRAIN] if launcher else [TRAIN]
     return subprocess.Popen(cmd, env=toolkit_env(base, extra_env), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 

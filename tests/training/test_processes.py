@@ -173,16 +173,31 @@ def test_sigterm_to_the_launcher_stops_both_processes_with_a_checkpoint(tmp_path
     assert not (base / "model" / "model.onnx").exists()
 
 
+FAULT_IN_RANK_1 = """
+_train = pipeline.train
+
+
+def _faulty(env, stop, world, device):
+    if world.rank == 1:
+        raise RuntimeError("injected fault")
+    return _train(env, stop, world, device)
+
+
+pipeline.train = _faulty
+
+"""
+
+
 @pytest.mark.slow
 def test_a_failing_process_fails_the_run_with_its_own_reason(tmp_path, tiny_bins):
     base = _one_host_two_processes(tmp_path / "opt_ml", tiny_bins)
-    # a fault in rank 1 only, injected into this run's copy of the code: rank 0 is
-    # left waiting for it in the first all-reduce
+    # a fault in rank 1 only, injected by this run's copy of the entry point: rank 0 is
+    # left waiting for it in the first all-reduce. At module level, so that the spawned
+    # workers, which import the main module again, run it too.
     code = base / "code" / "train.py"
-    anchor = '    steps = distributed.all_min(samplers["train"].full_batches(), world)\n'
+    anchor = 'if __name__ == "__main__":\n'
     assert anchor in code.read_text()
-    code.write_text(code.read_text().replace(
-        anchor, '    if world.rank == 1:\n        raise RuntimeError("injected fault")\n' + anchor))
+    code.write_text(code.read_text().replace(anchor, FAULT_IN_RANK_1 + anchor))
     run = start_toolkit(base, {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())})
     t0 = time.monotonic()
     log = run.communicate(timeout=300)[0]

@@ -19,8 +19,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bincounter.modelcard import ModelCard, ModelCardError
 from bincounter.serving import codec
-from bincounter.serving.errors import (MAX_BODY_BYTES, ModelNotReady, UnsupportedContentType,
-                                       error_message, status_for)
+from bincounter.serving.contract import CUSTOM_ATTRIBUTES, MAX_BODY_BYTES, REQUEST_TYPES
+from bincounter.serving.errors import ModelNotReady, UnsupportedContentType, error_message, status_for
 from bincounter.serving.handler import ModelHandler
 from bincounter.serving.settings import ServeSettings
 
@@ -146,13 +146,13 @@ def create_app(settings: ServeSettings,
         # is still loading: wait for the load rather than failing the request.
         handler = state.get(wait=INVOCATION_LOAD_WAIT_S)
         content_type = request.mimetype
-        if content_type not in codec.REQUEST_TYPES:
+        if content_type not in REQUEST_TYPES:
             raise UnsupportedContentType(
                 f"Content-Type {content_type or '(none)'!r} is not supported; "
-                f"use one of {', '.join(codec.REQUEST_TYPES)}")
+                f"use one of {', '.join(REQUEST_TYPES)}")
         accept = request.accept_mimetypes if request.headers.get("Accept") else None
         mimetype = codec.response_type(accept, content_type)
-        quantity = codec.quantity_from_attributes(request.headers.get(codec.CUSTOM_ATTRIBUTES))
+        quantity = codec.quantity_from_attributes(request.headers.get(CUSTOM_ATTRIBUTES))
         instances, single = codec.decode_request(content_type, request.get_data(cache=False), quantity)
         predictions = handler.handle(instances)
         return Response(codec.encode_response(predictions, single, mimetype), mimetype=mimetype)

@@ -18,24 +18,13 @@ import json
 import re
 import reprlib
 
+from bincounter.serving.contract import (CUSTOM_ATTRIBUTES, EXPECTED_QUANTITY, JSON, JSONLINES,
+                                         MAX_INSTANCES, MAX_JSON_DEPTH, MAX_QUANTITY, RAW_IMAGE_TYPES,
+                                         REQUEST_TYPES, RESPONSE_TYPES)
 from bincounter.serving.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedContentType
 from bincounter.serving.handler import Instance
 
-RAW_IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
-REQUEST_TYPES = RAW_IMAGE_TYPES + (JSON, JSONLINES)
-RESPONSE_TYPES = (JSON, JSONLINES)
-CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 _ATTRIBUTE = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*=\s*([^;,]*)")
-# Our documents nest 3 deep ({"instances": [{"image": …}]}); 32 leaves room for any
-# extra fields a client sends along and stays far below Python's recursion limit.
-MAX_JSON_DEPTH = 32
-# Bounds one request's decoded tensors (128 x 3 x 224 x 224 float32 = 77 MB) and its
-# time (about 6 s of ResNet50 on one core, well inside SageMaker's 60 s).
-MAX_INSTANCES = 128
-# a quantity is a count of items in one bin: nine digits are plenty, and keep reasons short
-MAX_QUANTITY = 999_999_999
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _ESCAPE = re.compile(rb"\\.", re.S)
 _STRING = re.compile(rb'"[^"]*"')
@@ -83,7 +72,7 @@ def _quantity(value, where: str) -> int | None:
 def quantity_from_attributes(header: str | None) -> int | None:
     """``expected_quantity=3`` out of SageMaker's custom attributes (``k=v`` pairs, ; or , separated)."""
     for key, value in _ATTRIBUTE.findall(header or ""):
-        if key == "expected_quantity":
+        if key == EXPECTED_QUANTITY:
             return _quantity(value.strip(), CUSTOM_ATTRIBUTES)
     return None
 

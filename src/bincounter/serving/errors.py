@@ -12,9 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from bincounter.modelcard import ModelCardError
 from bincounter.preprocess import ImageDecodeError, ImageTooLargeError
-
-# SageMaker's limit for real-time request and response bodies (PLATFORM.md §1).
-MAX_BODY_BYTES = 6_291_456
+from bincounter.serving.contract import MAX_BODY_BYTES
 
 
 class BadRequest(ValueError):

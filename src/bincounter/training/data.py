@@ -1,4 +1,5 @@
-"""Torch datasets over scanned samples, fed by the shared preprocessing."""
+"""The data side of a run: splits, torch datasets over them (fed by the shared
+preprocessing), epoch samplers, and the loaders, sharded across ranks."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from bincounter.labels import CountRange
-from bincounter.metadata import Sample
+from bincounter.metadata import NoUsableDataError, Sample, scan_dataset
 from bincounter.preprocess import ImageDecodeError, PreprocessSpec, decode_image, preprocess
+from bincounter.split import stratified_split, write_manifest
+from bincounter.training.distributed import World
+from bincounter.training.environment import TrainingEnv
+from bincounter.training.recipe import augment_bin
 
 log = logging.getLogger(__name__)
+SHARDED = "ShardedByS3Key"
+SPLIT_MANIFEST = "split.json"
 
 
 class BinDataset(Dataset):
@@ -100,11 +107,64 @@ def collate_skipping(batch):
     return default_collate(batch) if batch else None
 
 
-def make_loader(dataset: BinDataset, batch_size: int, shuffle: bool, num_workers: int,
-                seed: int, sampler=None, pin_memory: bool = False) -> DataLoader:
+def make_loader(dataset: BinDataset, batch_size: int, num_workers: int, seed: int,
+                sampler: EpochSampler, pin_memory: bool = False) -> DataLoader:
     g = torch.Generator()
     g.manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None,
-                      sampler=sampler, num_workers=num_workers, collate_fn=collate_skipping,
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate_skipping,
                       generator=g, pin_memory=pin_memory,
                       persistent_workers=num_workers > 0)
+
+
+def load_splits(env: TrainingEnv, count_range: CountRange, write: bool) -> dict[str, list[Sample]]:
+    """train / validation / test samples: the given channels, else carved from ``training``
+    by the seeded stratified split (written to ``output/data/split.json`` when ``write``)."""
+    hp = env.hp
+    if "training" not in env.channels:
+        raise NoUsableDataError(f"no 'training' channel (channels found: {sorted(env.channels)})")
+    train, _ = scan_dataset(env.channels["training"], count_range)
+    given = {name: scan_dataset(env.channels[name], count_range)[0]
+             for name in ("validation", "test") if name in env.channels}
+    fv = 0.0 if "validation" in given else hp.val_fraction
+    ft = 0.0 if "test" in given else hp.test_fraction
+    labels = {s.id: s.count for s in train}
+    split = stratified_split(labels, hp.seed, (1 - fv - ft, fv, ft))
+    by_id = {s.id: s for s in train}
+    splits = {"train": [by_id[i] for i in split["train"]],
+              "validation": given.get("validation") or [by_id[i] for i in split["validation"]],
+              "test": given.get("test") or [by_id[i] for i in split["test"]]}
+    for name, samples in splits.items():
+        if not samples:
+            raise NoUsableDataError(f"the {name} split is empty: give more data or a {name} channel")
+        labels.update({s.id: s.count for s in samples})
+    if write:
+        write_manifest(env.output_data_dir / SPLIT_MANIFEST,
+                       {k: [s.id for s in v] for k, v in splits.items()}, labels, hp.seed,
+                       (1 - fv - ft, fv, ft), source=str(env.channels["training"]))
+    log.info("split: %s", {k: len(v) for k, v in splits.items()})
+    return splits
+
+
+def make_loaders(env: TrainingEnv, splits: dict[str, list[Sample]], spec: PreprocessSpec,
+                 count_range: CountRange, world: World,
+                 pin_memory: bool = False) -> tuple[dict[str, DataLoader], dict[str, EpochSampler]]:
+    """A loader per split, fed by an ``EpochSampler``: the train one augmented (and
+    balanced) as asked; every split sharded across ranks unless its channel is
+    already sharded by S3 key (each host then holds its own part)."""
+    hp = env.hp
+    # the host's CPUs are shared by its training processes
+    loader_workers = hp.num_workers if hp.num_workers is not None else max(0, min(8, env.cpus_per_process - 1))
+    loaders, samplers = {}, {}
+    for name, samples in splits.items():
+        channel = "training" if name == "train" or name not in env.channels else name
+        rank, size = (0, 1) if env.distribution.get(channel) == SHARDED else (world.rank, world.size)
+        train = name == "train"
+        sampler = EpochSampler([count_range.to_index(s.count) for s in samples], hp.batch_size,
+                               hp.seed, shuffle=train, balanced=train and hp.balanced_sampling,
+                               rank=rank, world=size, pad=train)
+        dataset = BinDataset(samples, spec, count_range, augment=augment_bin if train and hp.augment else None)
+        samplers[name] = sampler
+        loaders[name] = make_loader(dataset, hp.batch_size, num_workers=loader_workers, seed=hp.seed,
+                                    sampler=sampler, pin_memory=pin_memory)
+    return loaders, samplers

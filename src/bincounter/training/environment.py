@@ -3,152 +3,63 @@
 Every path and setting a training run uses comes from here: the SageMaker
 variables the toolkit exports (``SM_MODEL_DIR``, ``SM_CHANNEL_<NAME>``,
 ``SM_HOSTS``, ...), else the ``SAGEMAKER_BASE_DIR`` tree (``/opt/ml`` by
-default, with its ``input/config/*.json``), and the hyperparameters, which the
-toolkit passes as CLI flags (strings, typed here by argparse). Nothing else in
-the training code reads ``os.environ`` or ``/opt/ml``. Torch-free.
+default, with its ``input/config/*.json``; ``Layout``), and the
+hyperparameters (``bincounter.training.hyperparameters``). Nothing else reads
+``os.environ`` or ``/opt/ml``: orchestrate takes the container paths it sends
+to SageMaker from ``Layout`` too. Torch-free.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from bincounter.training.hyperparameters import HyperparameterError, Hyperparameters
+
 DEFAULT_BASE_DIR = "/opt/ml"
 DEFAULT_MASTER_PORT = 29500
-
-
-class HyperparameterError(ValueError):
-    """A hyperparameter is unknown or has a value of the wrong type."""
-
-
-def str2bool(value: str) -> bool:
-    v = str(value).strip().lower()
-    if v in ("true", "1", "yes", "y", "on"):
-        return True
-    if v in ("false", "0", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-class _Parser(argparse.ArgumentParser):
-    # argparse would print and exit(2); we need the reason for output/failure
-    def error(self, message: str):
-        raise HyperparameterError(message)
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="train.py", description="Fine-tune a bin item counter.")
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--arch", default="resnet50", help="torchvision classifier (resnet18 for small runs)")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--pretrained", type=str2bool, default=True,
-                   help="start from ImageNet weights (must be in TORCH_HOME; never downloaded)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-workers", type=int, default=None,
-                   help="DataLoader workers (default: CPUs - 1, at most 8)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--min-count", type=int, default=1)
-    p.add_argument("--max-count", type=int, default=5)
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="carved from training when there is no validation channel")
-    p.add_argument("--test-fraction", type=float, default=0.1,
-                   help="carved from training when there is no test channel")
-    p.add_argument("--debug-hook", type=str2bool, default=None,
-                   help="smdebug hook (default: on when SageMaker passed a DebugHookConfig)")
-    p.add_argument("--log-interval", type=int, default=20, help="steps between progress lines")
-    p.add_argument("--resume", default="", help="checkpoint file to resume from")
-    # scale: spot resume, profiling, rules
-    p.add_argument("--checkpoint-steps", type=int, default=50,
-                   help="also checkpoint every N train steps (0: only at epoch ends)")
-    p.add_argument("--profile-steps", type=int, default=10,
-                   help="torch.profiler on this many train steps of the first epoch (0: off)")
-    p.add_argument("--rules", type=str2bool, default=True,
-                   help="evaluate the debugger rules on the saved trial after training")
-    p.add_argument("--processes-per-host", type=int, default=None,
-                   help="training processes on each host (default: one per GPU, 1 on a CPU host)")
-    # recipe
-    # off by measurement: on the ABID sample it cost 4.3 pp accuracy and 0.54 RMSE (bench-train)
-    p.add_argument("--balanced-sampling", type=str2bool, default=False,
-                   help="draw training images with class-balanced weights (with replacement)")
-    p.add_argument("--augment", type=str2bool, default=True,
-                   help="flips, 90-degree turns, small rotations, colour jitter (PIL, before preprocess)")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--head", choices=("softmax", "ordinal"), default="softmax",
-                   help="softmax: cross-entropy; ordinal: cumulative-logit head (counts are ordered)")
-    p.add_argument("--warmup-epochs", type=float, default=0.5,
-                   help="linear LR warm-up before the cosine decay")
-    p.add_argument("--amp", type=str2bool, default=True, help="mixed precision (GPU only)")
-    return p
+# SageMaker keeps the first 1024 characters of output/failure as FailureReason
+FAILURE_REASON_CHARS = 1024
 
 
 @dataclass(frozen=True)
-class Hyperparameters:
-    lr: float
-    batch_size: int
-    epochs: int
-    arch: str
-    image_size: int
-    pretrained: bool
-    seed: int
-    num_workers: int | None
-    momentum: float
-    weight_decay: float
-    min_count: int
-    max_count: int
-    val_fraction: float
-    test_fraction: float
-    debug_hook: bool | None
-    log_interval: int
-    resume: str
-    checkpoint_steps: int
-    profile_steps: int
-    rules: bool
-    processes_per_host: int | None
-    balanced_sampling: bool
-    augment: bool
-    label_smoothing: float
-    head: str
-    warmup_epochs: float
-    amp: bool
+class Layout:
+    """Where SageMaker puts and collects each file of a training container."""
+    base: Path = Path(DEFAULT_BASE_DIR)
 
-    def __post_init__(self) -> None:
-        checks = [(self.lr > 0, "lr must be > 0"), (self.batch_size > 0, "batch-size must be > 0"),
-                  (self.epochs > 0, "epochs must be > 0"), (self.image_size >= 32, "image-size must be >= 32"),
-                  (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1
-                   and self.val_fraction + self.test_fraction < 1, "fractions must leave data to train on"),
-                  (self.checkpoint_steps >= 0, "checkpoint-steps must be >= 0"),
-                  (self.processes_per_host is None or self.processes_per_host >= 1,
-                   "processes-per-host must be >= 1"),
-                  (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
-                  (self.warmup_epochs >= 0, "warmup-epochs must be >= 0")]
-        for ok, msg in checks:
-            if not ok:
-                raise HyperparameterError(msg)
+    @property
+    def input_config(self) -> Path:
+        return self.base / "input" / "config"
 
-    @classmethod
-    def parse(cls, argv: list[str] | None) -> "Hyperparameters":
-        ns, unknown = get_args_parser().parse_known_args(argv)
-        if unknown:
-            raise HyperparameterError(f"unknown hyperparameters: {' '.join(unknown)}")
-        return cls(**vars(ns))
+    @property
+    def input_data(self) -> Path:
+        return self.base / "input" / "data"
 
-    def to_dict(self) -> dict:
-        return {k.replace("_", "-"): v for k, v in self.__dict__.items()}
+    @property
+    def model(self) -> Path:
+        return self.base / "model"
+
+    @property
+    def output(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.base / "checkpoints"
+
+    @property
+    def tensors(self) -> Path:
+        """smdebug's LocalPath, which SageMaker uploads to the DebugHookConfig's S3 path."""
+        return self.output / "tensors"
 
 
 @dataclass(frozen=True)
 class TrainingEnv:
     hp: Hyperparameters
-    base_dir: Path
     model_dir: Path
-    output_dir: Path
     output_data_dir: Path
     checkpoint_dir: Path
     channels: Mapping[str, Path]
@@ -158,7 +69,6 @@ class TrainingEnv:
     num_cpus: int
     debug_hook_config: Path | None
     tensor_dir: Path
-    interactive: bool = field(default=False)
     # torch.distributed rendezvous: MASTER_ADDR / MASTER_PORT (torchrun's names) when
     # set, else hosts[0] and DEFAULT_MASTER_PORT; tests point them at loopback
     master_addr: str = ""
@@ -191,12 +101,12 @@ class TrainingEnv:
 
     @classmethod
     def resolve(cls, argv: list[str] | None = None,
-                environ: Mapping[str, str] | None = None, interactive: bool = False) -> "TrainingEnv":
+                environ: Mapping[str, str] | None = None) -> "TrainingEnv":
         env = os.environ if environ is None else environ
-        base = Path(env.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR))
-        config = Path(env.get("SM_INPUT_CONFIG_DIR", base / "input" / "config"))
-        data_dir = Path(env.get("SM_INPUT_DATA_DIR", base / "input" / "data"))
-        output_dir = Path(env.get("SM_OUTPUT_DIR", base / "output"))
+        layout = Layout(Path(env.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR)))
+        config = Path(env.get("SM_INPUT_CONFIG_DIR", layout.input_config))
+        data_dir = Path(env.get("SM_INPUT_DATA_DIR", layout.input_data))
+        output_dir = Path(env.get("SM_OUTPUT_DIR", layout.output))
         resources = _read_json(config / "resourceconfig.json")
         hosts = tuple(json.loads(env["SM_HOSTS"])) if "SM_HOSTS" in env else tuple(
             resources.get("hosts", ["algo-1"]))
@@ -204,11 +114,9 @@ class TrainingEnv:
         channel_config = _read_json(config / "inputdataconfig.json")
         return cls(
             hp=Hyperparameters.parse(argv),
-            base_dir=base,
-            model_dir=Path(env.get("SM_MODEL_DIR", base / "model")),
-            output_dir=output_dir,
+            model_dir=Path(env.get("SM_MODEL_DIR", layout.model)),
             output_data_dir=Path(env.get("SM_OUTPUT_DATA_DIR", output_dir / "data")),
-            checkpoint_dir=Path(env.get("SM_CHECKPOINT_DIR", base / "checkpoints")),
+            checkpoint_dir=Path(env.get("SM_CHECKPOINT_DIR", layout.checkpoints)),
             channels=_channels(env, data_dir),
             hosts=hosts,
             current_host=env.get("SM_CURRENT_HOST", resources.get("current_host", hosts[0])),
@@ -216,7 +124,6 @@ class TrainingEnv:
             num_cpus=int(env.get("SM_NUM_CPUS", os.cpu_count() or 1)),
             debug_hook_config=hook_config if hook_config.is_file() else None,
             tensor_dir=output_dir / "tensors",
-            interactive=interactive,
             master_addr=env.get("MASTER_ADDR", hosts[0]),
             master_port=int(env.get("MASTER_PORT", DEFAULT_MASTER_PORT)),
             network_interface=resources.get("network_interface_name", ""),
@@ -228,8 +135,16 @@ class TrainingEnv:
 def failure_file(environ: Mapping[str, str] | None = None) -> Path:
     """Where the failure reason goes, resolvable even when the hyperparameters are not."""
     env = os.environ if environ is None else environ
-    base = Path(env.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR))
-    return Path(env.get("SM_OUTPUT_DIR", base / "output")) / "failure"
+    layout = Layout(Path(env.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR)))
+    return Path(env.get("SM_OUTPUT_DIR", layout.output)) / "failure"
+
+
+def write_failure(reason: str, environ: Mapping[str, str] | None = None) -> Path:
+    """``output/failure``, written before the toolkit's own (it writes one only if none exists)."""
+    path = failure_file(environ)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(reason[:FAILURE_REASON_CHARS], encoding="utf-8")
+    return path
 
 
 def _read_json(path: Path) -> dict:

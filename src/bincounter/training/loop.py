@@ -1,5 +1,6 @@
 """The train and evaluation loops: resumable mid-epoch, data parallel, stoppable.
 
+``Trainer`` is the one owner of the checkpoint dict (``save`` / ``restore``).
 A checkpoint records where to continue: ``epoch`` and ``step`` (batches done
 in that epoch) with the epoch's running sums, so a resumed run replays the
 same batches (``EpochSampler``) and prints the same metric lines as an
@@ -23,6 +24,7 @@ from bincounter.metadata import NoUsableDataError
 from bincounter.metrics import evaluate_counts
 from bincounter.training import checkpoint, distributed
 from bincounter.training.distributed import World
+from bincounter.training.metriclog import metric_line
 from bincounter.training.profiling import StepProfiler, StepTimer
 from bincounter.training.recipe import Head
 from bincounter.training.spot import Interrupted, StopFlag
@@ -48,6 +50,8 @@ class Trainer:
     timer: StepTimer = field(default_factory=StepTimer)
     profiler: StepProfiler | None = None
     history: list[dict] = field(default_factory=list)
+    # where fit() starts: (epoch, batches done in it, that epoch's running sums)
+    position: tuple[int, int, list[float]] = (1, 0, [0.0, 0.0, 0.0])
 
     @property
     def net(self) -> nn.Module:
@@ -73,6 +77,47 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         checkpoint.restore_rng_states(state["rng"])
         self.history = list(state["history"])
+        self.position = (state["epoch"], state["step"], list(state["epoch_sums"]))
+
+    def resume(self, steps_per_epoch: int, explicit: str = "") -> None:
+        """Rank 0 loads ``explicit`` or the newest checkpoint that loads; every rank restores it."""
+        found = None
+        if self.world.is_main:
+            found = ((torch.load(explicit, map_location="cpu", weights_only=False), explicit)
+                     if explicit else checkpoint.load_latest(self.checkpoint_dir))
+        state = distributed.broadcast(found[0] if found else None, self.world)
+        if state is None:
+            return
+        self.restore(state)
+        if state.get("steps_per_epoch", steps_per_epoch) != steps_per_epoch:
+            log.warning("the checkpoint had %s steps per epoch, this run has %d: resuming at "
+                        "the saved step anyway", state.get("steps_per_epoch"), steps_per_epoch)
+        log.info("resumed from %s at epoch %d step %d/%d", found[1] if found else "rank 0's checkpoint",
+                 state["epoch"], state["step"], steps_per_epoch)
+
+    def fit(self, loaders: dict, samplers: dict, steps: int, epochs: int, count_range: CountRange) -> dict:
+        """Train from ``position`` to the end of ``epochs``, checkpointing each epoch
+        and printing the metric lines; returns the test split's metrics."""
+        start_epoch, step, sums = self.position
+        for epoch in range(start_epoch, epochs + 1):
+            tr = self.train_one_epoch(loaders["train"], samplers["train"], epoch, step, steps, sums)
+            done = list(sums)
+            va = self.evaluate(loaders["validation"], count_range,
+                               on_stop=lambda: self.save(epoch, steps, steps, done))
+            if self.world.is_main:
+                print(metric_line(epoch, "train", tr["loss"], tr["accuracy"]), flush=True)
+                print(metric_line(epoch, "validation", va["loss"], va["accuracy"], va["rmse"]), flush=True)
+            self.history.append({"epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
+                                 "val_loss": va["loss"], "val_accuracy": va["accuracy"],
+                                 "val_rmse": va["rmse"]})
+            step, sums = 0, [0.0, 0.0, 0.0]
+            self.save(epoch + 1, 0, steps, sums)
+        if self.profiler is not None:
+            self.profiler.close()
+        test = self.evaluate(loaders["test"], count_range)
+        if self.world.is_main:
+            print(metric_line(epochs, "test", test["loss"], test["accuracy"], test["rmse"]), flush=True)
+        return test
 
     def stop_requested(self) -> bool:
         # every rank must stop at the same step, or the others hang in all-reduce
@@ -155,6 +200,6 @@ class Trainer:
         if not targets:
             raise NoUsableDataError("no evaluation image could be decoded")
         p, t = np.concatenate(probs), np.concatenate(targets)
-        ev = evaluate_counts(t + count_range.min_count, p.argmax(1) + count_range.min_count,
-                             count_range.counts)
+        counts = np.asarray(count_range.counts)
+        ev = evaluate_counts(counts[t], counts[p.argmax(1)], count_range.counts)
         return {"loss": loss_sum / len(t), "accuracy": ev.accuracy, "rmse": ev.rmse, "evaluation": ev}

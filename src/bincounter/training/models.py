@@ -9,11 +9,10 @@ import torch
 from torch import nn
 from torchvision import models
 
+from bincounter.training.failures import PretrainedWeightsUnavailable
+from bincounter.training.hyperparameters import HyperparameterError
+
 log = logging.getLogger(__name__)
-
-
-class PretrainedWeightsUnavailable(RuntimeError):
-    """ImageNet weights were asked for but are not on disk (no download at run time)."""
 
 
 def _replace_head(model: nn.Module, num_classes: int) -> nn.Module:
@@ -23,7 +22,7 @@ def _replace_head(model: nn.Module, num_classes: int) -> nn.Module:
             model.classifier[-1], nn.Linear):
         model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
     else:
-        raise ValueError(f"do not know where the head of {type(model).__name__} is")
+        raise HyperparameterError(f"arch {type(model).__name__}: no linear classifier head to replace")
     return model
 
 
@@ -35,7 +34,7 @@ def pretrained_weights_path(arch: str) -> Path:
 def build_model(arch: str, num_classes: int, pretrained: bool) -> nn.Module:
     """``arch`` is any torchvision classification model name (resnet50, resnet18, ...)."""
     if arch not in models.list_models(module=models):
-        raise ValueError(f"unknown arch {arch!r}; try resnet50, resnet18, mobilenet_v3_small")
+        raise HyperparameterError(f"unknown arch {arch!r}; try resnet50, resnet18, mobilenet_v3_small")
     if not pretrained:
         return models.get_model(arch, weights=None, num_classes=num_classes)
     path = pretrained_weights_path(arch)

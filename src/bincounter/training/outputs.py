@@ -14,16 +14,13 @@ from bincounter.modelcard import MODEL_ONNX, MODEL_PTH, ModelCard
 from bincounter.preprocess import PreprocessSpec
 from bincounter.training.environment import TrainingEnv
 from bincounter.training.export import export_onnx
+from bincounter.training.failures import TrainingDiverged
 from bincounter.training.models import build_model
 from bincounter.training.recipe import Head
 from bincounter.training.report import write_report
 
 log = logging.getLogger(__name__)
 VERSIONED = ("bincounter", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pillow")
-
-
-class TrainingDiverged(ValueError):
-    """The trained weights hold NaN or infinity: there is no model worth saving."""
 
 
 def check_finite(state: dict[str, torch.Tensor]) -> None:

@@ -17,8 +17,7 @@ from PIL import Image, ImageEnhance
 from torch import nn
 from torch.nn import functional as F
 
-HEADS = ("softmax", "ordinal")
-
+from bincounter.training.hyperparameters import HEADS, HyperparameterError
 
 def augment_bin(image: Image.Image, rng: random.Random) -> Image.Image:
     """Label-preserving changes for a top-down bin photo.
@@ -87,7 +86,7 @@ class Head:
         if self.kind == "softmax":
             return model
         if not isinstance(getattr(model, "fc", None), nn.Linear):
-            raise ValueError(f"the ordinal head needs a model with an .fc layer, not {type(model).__name__}")
+            raise HyperparameterError(f"head=ordinal needs a model with an .fc layer, not {type(model).__name__}")
         model.fc = CumulativeLogitHead(model.fc.in_features, num_classes)
         return model
 

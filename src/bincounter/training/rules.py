@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from statistics import mean
 
@@ -25,8 +24,8 @@ def evaluate_rules(trial_path: str, rules: tuple[str, ...] = RULES) -> list[dict
     """Each rule's verdict on the trial at ``trial_path`` (a folder or s3:// URI):
     ``{"rule", "status": "NoIssuesFound" | "IssuesFound" | "Error", "violations",
     "steps_checked", "details", "parameters"}``."""
-    # smdebug's generated protobuf code needs the pure-Python runtime
-    os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+    # the package chose the runtime on import (bincounter/training/__init__.py),
+    # unless protobuf was loaded before it: say so instead of failing inside smdebug
     from google.protobuf.internal import api_implementation
 
     if api_implementation.Type() != "python":

@@ -30,10 +30,6 @@ class StopFlag:
         self.signal_name = signal.Signals(signum).name
         self._event.set()
 
-    def request(self, reason: str) -> None:
-        self.signal_name = reason
-        self._event.set()
-
     @property
     def requested(self) -> bool:
         return self._event.is_set()
