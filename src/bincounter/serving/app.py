@@ -83,13 +83,22 @@ class ModelState:
         return self.handler
 
 
-def check_model_dir(settings: ServeSettings) -> None:
-    """Fail before any worker forks when model.json, the ONNX file or a threshold is wrong."""
+def check_model_dir(settings: ServeSettings) -> list[str]:
+    """Fail before any worker forks when model.json, the ONNX file or a threshold is wrong;
+    returns what the operator should read once: an override of a card's measured thresholds."""
     card = ModelCard.read(settings.model_dir)
-    settings.thresholds(card.verification)
+    thresholds = settings.thresholds(card.verification)
     if not (settings.model_dir / card.onnx_file).is_file():
         raise ModelCardError(f"{settings.model_dir / card.onnx_file} not found "
                              f"(SM_MODEL_DIR={settings.model_dir})")
+    if thresholds == card.verification or not card.operating_point:
+        return []
+    targets = card.operating_point.get("targets", {})
+    return [f"BINCOUNTER_VERIFY_* replaces model.json's thresholds (match_at {card.verification.match_at}, "
+            f"mismatch_at {card.verification.mismatch_at}, chosen for max-false-match "
+            f"{targets.get('max_false_match')} and max-false-mismatch {targets.get('max_false_mismatch')}) "
+            f"with match_at {thresholds.match_at}, mismatch_at {thresholds.mismatch_at}: the error rates "
+            "model.json states no longer describe these verdicts"]
 
 
 def load_handler(settings: ServeSettings) -> ModelHandler:

@@ -14,10 +14,11 @@ from bincounter.serving import app as _app
 from bincounter.serving.settings import ServeSettings, SettingsError
 
 _settings = ServeSettings.from_env()
+# gunicorn has not set up logging yet: plain stderr, once, in the master before it forks
 try:
-    _app.check_model_dir(_settings)
+    for _note in _app.check_model_dir(_settings):
+        print(f"serve: warning: {_note}", file=sys.stderr, flush=True)
 except (ModelCardError, SettingsError) as _exc:
-    # gunicorn has not set up logging yet: plain stderr, and exit before forking.
     print(f"serve: cannot serve: {_exc}", file=sys.stderr, flush=True)
     sys.exit(1)
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bincounter.modelcard import ONNX_INPUT, ONNX_OUTPUT, ModelCard, ModelCardError, VerificationThresholds
+from bincounter.modelcard import ONNX_INPUT, ONNX_OUTPUT, ModelCard, ModelCardError
+from bincounter.verification import Thresholds
 from bincounter.preprocess import (DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError,
                                    preprocess_bytes)
 from bincounter.serving.errors import BadRequest
@@ -32,7 +33,7 @@ class Instance:
 
 
 class ModelHandler:
-    def __init__(self, card: ModelCard, session, thresholds: VerificationThresholds,
+    def __init__(self, card: ModelCard, session, thresholds: Thresholds,
                  max_pixels: int = DEFAULT_MAX_PIXELS):
         self.card = card
         self.session = session
@@ -44,7 +45,7 @@ class ModelHandler:
         self._run_lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: str | Path, thresholds: VerificationThresholds | None = None,
+    def load(cls, model_dir: str | Path, thresholds: Thresholds | None = None,
              intra_op_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS) -> "ModelHandler":
         """Read model.json, open model.onnx, check its signature and run one warm-up batch."""
         import onnxruntime as ort

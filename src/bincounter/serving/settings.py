@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:  # the real import pulls numpy + Pillow; `serve` starts without them
-    from bincounter.modelcard import VerificationThresholds
+    from bincounter.verification import Thresholds
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 
@@ -89,7 +89,7 @@ class ServeSettings:
             mismatch_at=_prob(env, "BINCOUNTER_VERIFY_MISMATCH_AT"),
         )
 
-    def thresholds(self, from_card: "VerificationThresholds") -> "VerificationThresholds":
+    def thresholds(self, from_card: "Thresholds") -> "Thresholds":
         """model.json's thresholds with any BINCOUNTER_VERIFY_* overrides applied."""
         overrides = {k: v for k, v in (("match_at", self.match_at),
                                        ("mismatch_at", self.mismatch_at)) if v is not None}

@@ -68,6 +68,14 @@ PARAMS: dict[str, Param] = {
                   choices=HEADS),
     "warmup-epochs": Param(float, 0.5, "linear LR warm-up before the cosine decay"),
     "amp": Param(str2bool, True, "mixed precision (GPU only)"),
+    "outside-counts": Param(str, "drop", "photos with counts outside min..max: drop them (counted in the log), "
+                                         "or train two more classes on them (below and above the range; "
+                                         "served classes stay min..max)", choices=("drop", "classes")),
+    "ema-decay": Param(float, 0.0, "evaluate and export an exponential moving average of the weights, "
+                                   "updated every step with this decay (0: off)"),
+    # verdicts (bincounter.verification): thresholds are chosen on the validation split to meet these
+    "max-false-match": Param(float, 0.01, "target share of wrong asks (one off) answered match"),
+    "max-false-mismatch": Param(float, 0.05, "target share of correct asks answered mismatch"),
 }
 
 
@@ -114,6 +122,10 @@ class Hyperparameters:
     head: str
     warmup_epochs: float
     amp: bool
+    outside_counts: str
+    ema_decay: float
+    max_false_match: float
+    max_false_mismatch: float
 
     def __post_init__(self) -> None:
         checks = [(self.lr > 0, "lr must be > 0"), (self.batch_size > 0, "batch-size must be > 0"),
@@ -125,7 +137,10 @@ class Hyperparameters:
                   (self.processes_per_host is None or self.processes_per_host >= 1,
                    "processes-per-host must be >= 1"),
                   (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
-                  (self.warmup_epochs >= 0, "warmup-epochs must be >= 0")]
+                  (self.warmup_epochs >= 0, "warmup-epochs must be >= 0"),
+                  (0 <= self.ema_decay < 1, "ema-decay must be in [0, 1)"),
+                  (0 < self.max_false_match < 1 and 0 < self.max_false_mismatch < 1,
+                   "max-false-match and max-false-mismatch must be within (0, 1)")]
         for ok, msg in checks:
             if not ok:
                 raise HyperparameterError(msg)

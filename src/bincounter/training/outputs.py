@@ -1,4 +1,5 @@
-"""What a finished run leaves behind: model.pth, model.onnx, model.json, the report."""
+"""What a finished run leaves behind: model.pth, the calibrated model.onnx, model.json
+with the verdicts' operating point, and the report."""
 
 from __future__ import annotations
 
@@ -6,18 +7,21 @@ import logging
 import platform
 from importlib import metadata
 
+import numpy as np
 import torch
 from torch import nn
 
 from bincounter.labels import CountRange
+from bincounter.metrics import evaluate_counts
 from bincounter.modelcard import MODEL_ONNX, MODEL_PTH, ModelCard
 from bincounter.preprocess import PreprocessSpec
 from bincounter.training.environment import TrainingEnv
 from bincounter.training.export import export_onnx
 from bincounter.training.failures import TrainingDiverged
 from bincounter.training.models import build_model
+from bincounter.training.operating_point import operating_point
 from bincounter.training.recipe import Head
-from bincounter.training.report import write_report
+from bincounter.training.report import verdict_section, write_report
 
 log = logging.getLogger(__name__)
 VERSIONED = ("bincounter", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pillow")
@@ -42,8 +46,11 @@ def versions() -> dict:
 
 
 def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: PreprocessSpec,
-                  count_range: CountRange, test_loader, history: list[dict], test: dict,
-                  splits: dict, extra: dict, sections: list[str]) -> ModelCard:
+                  count_range: CountRange, test_loader, history: list[dict], validation: dict,
+                  test: dict, splits: dict, extra: dict, sections: list[str]) -> ModelCard:
+    """The model files and the report: weights, the calibrated ONNX graph, model.json with
+    its operating point, evaluation.md / .json and figures. ``validation`` and ``test`` are
+    the final model's ``Trainer.evaluate`` results."""
     hp = env.hp
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     # before anything is written: a NaN model would otherwise surface as an
@@ -51,15 +58,20 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
     check_finite(state)
     env.model_dir.mkdir(parents=True, exist_ok=True)
     torch.save(state, env.model_dir / MODEL_PTH)
+    point = operating_point(head, validation, test, count_range, hp.max_false_match, hp.max_false_mismatch)
     # export a fresh copy: the trained instance carries smdebug's forward hooks
-    clean = head.replace(build_model(hp.arch, count_range.num_classes, pretrained=False),
-                         count_range.num_classes)
+    clean = head.replace(build_model(hp.arch, head.outputs, pretrained=False))
     clean.load_state_dict(state)
     batch = next(b for b in test_loader if b is not None)[0][:8]
-    parity = export_onnx(clean, batch, env.model_dir / MODEL_ONNX, to_probabilities=head.probabilities)
-    ev = test["evaluation"]
+    parity = export_onnx(clean, batch, env.model_dir / MODEL_ONNX, to_probabilities=head.probabilities,
+                         temperature=point.temperature)
+    # what a server answers: the arg-max of the calibrated probabilities (an ordinal
+    # head's can differ from the raw outputs')
+    counts = np.asarray(count_range.counts)
+    ev = evaluate_counts(counts[test["targets"]], counts[point.test_probabilities.argmax(1)], count_range.counts)
     card = ModelCard(
         classes=count_range.counts, preprocess=spec, arch=hp.arch,
+        verification=point.thresholds, operating_point=point.verification, calibration=point.calibration,
         metrics={"test": {"accuracy": ev.accuracy, "rmse": ev.rmse, "loss": test["loss"], "n": ev.n},
                  "validation": {k: history[-1][k] for k in ("val_loss", "val_accuracy", "val_rmse")}
                  if history else {}},
@@ -67,7 +79,8 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
         training={"hyperparameters": hp.to_dict(), "split_sizes": {k: len(v) for k, v in splits.items()},
                   "onnx_parity_max_abs_diff": parity, "head": head.kind})
     card.write(env.model_dir)
-    report = write_report(env.output_data_dir, ev, history, {"model": card.to_dict(), **extra}, sections)
+    report = write_report(env.output_data_dir, ev, history, {"model": card.to_dict(), **extra},
+                          sections + verdict_section(card), figures=point)
     log.info("test accuracy %.2f %%, RMSE %.3f; report %s\n%s", ev.accuracy * 100, ev.rmse,
              report, ev.table())
     return card
