@@ -33,7 +33,7 @@ bench-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_serve $(BENCH_ARGS)
 
 # hostile traffic (10,000 requests of 31 kinds + slow partial requests), then 4 clients x 60 s
-# of valid traffic, against serve on loopback: fails on any 5xx or lost connection (~20 min here)
+# of valid traffic, against serve on loopback: fails on any 5xx or lost connection (~8 min here)
 .PHONY: soak-serve
 soak-serve: $(STAMP)
 	$(BIN)/python benchmarks/soak_serve.py $(BENCH_ARGS)
