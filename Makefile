@@ -36,7 +36,7 @@ bench-serve: $(STAMP)
 # of valid traffic, against serve on loopback: fails on any 5xx or lost connection (~8 min here)
 .PHONY: soak-serve
 soak-serve: $(STAMP)
-	$(BIN)/python benchmarks/soak_serve.py $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.soak_serve $(BENCH_ARGS)
 
 lock:
 	requirements/lock.sh

@@ -1,4 +1,4 @@
-"""The hostile requests of the serving soak (``soak_serve.py``): each kind builds the
+"""The hostile requests of the serving soak (``benchmarks.soak_serve``): each kind builds the
 raw bytes of one HTTP/1.1 request, so that broken heads, lying lengths and bad
 chunking reach the server exactly as an attacker or a careless client sends them.
 

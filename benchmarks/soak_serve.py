@@ -1,7 +1,7 @@
 """Serving soak: hostile traffic, then valid traffic, against the real ``serve`` on loopback.
 
-    python benchmarks/soak_serve.py                    # make soak-serve
-    python benchmarks/soak_serve.py --hostile 20000 --slow 2 --threads 2
+    python -m benchmarks.soak_serve                    # make soak-serve
+    python -m benchmarks.soak_serve --hostile 20000 --slow 2 --threads 2
 
 Phase 1 sends ``--hostile`` requests of every kind in ``hostile_requests.KINDS``
 (round robin, seeded) from ``--clients`` threads while ``--slow`` more clients
@@ -36,10 +36,8 @@ from pathlib import Path
 
 import psutil
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from hostile_requests import KINDS, as_json, b64, jpeg  # noqa: E402
-
-from devtools.local_serve import start_serve, stop  # noqa: E402
+from benchmarks.hostile_requests import KINDS, as_json, b64, jpeg
+from devtools.local_serve import start_serve, stop
 
 SAMPLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "abid-sample" / "images"
 RSS_GROWTH_LIMIT_MB = 50
