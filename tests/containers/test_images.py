@@ -19,6 +19,9 @@ def test_training_image_built_offline_carries_the_toolkit_contract(training_imag
     # `docker run IMAGE train`: the PID-1-safe launcher runs the toolkit's train
     assert config["Entrypoint"] == ["python", "-m", "bincounter.training.launch"]
     assert config["Cmd"] == ["train"]
+    # built offline (PRETRAINED_WEIGHTS=0), and it says so: orchestrate reads these labels
+    assert config["Labels"]["bincounter.pretrained-weights"] == "0"
+    assert config["Labels"]["bincounter.pretrained-archs"].split() == ["resnet50", "resnet18"]
     # the toolkit's `train` and our entry script are where SageMaker looks for them
     docker("run", "--rm", "--network", "none", training_image,
            "sh", "-c", "command -v train && test -f /opt/ml/code/train.py")

@@ -119,8 +119,10 @@ def test_tune_searches_exactly_the_seed_ranges_for_validation_accuracy(aws, make
     assert _tags(sm, desc["HyperParameterTuningJobArn"])[STACK_KEY] == "t1"
 
 
-def test_tune_promote_trains_the_best_jobs_hyperparameters_with_the_image_from_ecr(aws, make_cfg, tmp_path):
-    repo = aws.client("ecr").create_repository(repositoryName="bincounter-training")["repository"]
+def test_tune_promote_trains_the_best_jobs_hyperparameters_with_the_image_from_ecr(aws, make_cfg, tmp_path,
+                                                                                    push_training_image):
+    image = push_training_image({"bincounter.pretrained-weights": "1",
+                                 "bincounter.pretrained-archs": "resnet50 resnet18"}, tag="v7")
     config = tmp_path / "orchestrate.toml"
     config.write_text('[aws]\nrole_arn = "arn:aws:iam::123456789012:role/x"\nbucket = "models"\n'
                       'stack = "t2"\n[images]\ntag = "v7"\n')
@@ -133,4 +135,4 @@ def test_tune_promote_trains_the_best_jobs_hyperparameters_with_the_image_from_e
     job = sm.describe_training_job(TrainingJobName=final["TrainingJobName"])
     # moto reports a placeholder best job; whatever it reports is what gets promoted.
     assert job["HyperParameters"] == best["TunedHyperParameters"]
-    assert job["AlgorithmSpecification"]["TrainingImage"] == f"{repo['repositoryUri']}:v7"
+    assert job["AlgorithmSpecification"]["TrainingImage"] == image

@@ -25,7 +25,9 @@ except (ModelCardError, SettingsError) as _exc:
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = _settings.workers
 threads = _settings.threads
-worker_class = "gthread" if _settings.threads > 1 else "sync"
+# gunicorn's sync / gthread workers, answering requests its parser refuses with our JSON errors
+worker_class = ("bincounter.serving.workers.JsonThreadWorker" if _settings.threads > 1
+                else "bincounter.serving.workers.JsonSyncWorker")
 timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout
 # The model is loaded in each worker after fork (ONNX Runtime sessions do not survive fork).
@@ -47,6 +49,11 @@ logconfig_dict = {
                             "stream": "ext://sys.stderr"}},
     "formatters": {"line": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"}},
 }
+
+
+def post_fork(server, worker) -> None:
+    """gunicorn's hook: each worker gets the configured read deadline."""
+    worker.read_deadline_s = _settings.read_deadline
 
 
 def _halt(exc: BaseException) -> None:

@@ -66,6 +66,8 @@ class ServeSettings:
     timeout: int = 60
     # SageMaker sends SIGKILL 30 s after SIGTERM: drain in-flight requests before that.
     graceful_timeout: int = 25
+    # Seconds a client may take to send one whole request (a slow or stalled one gets a 408).
+    read_deadline: int = 10
     match_at: float | None = None
     mismatch_at: float | None = None
 
@@ -82,6 +84,7 @@ class ServeSettings:
             intra_op_threads=_int(env, "MODEL_SERVER_INTRA_OP_THREADS", d.intra_op_threads),
             timeout=_int(env, "MODEL_SERVER_TIMEOUT", d.timeout),
             graceful_timeout=_int(env, "MODEL_SERVER_GRACEFUL_TIMEOUT", d.graceful_timeout, 0),
+            read_deadline=_int(env, "MODEL_SERVER_READ_DEADLINE", d.read_deadline),
             match_at=_prob(env, "BINCOUNTER_VERIFY_MATCH_AT"),
             mismatch_at=_prob(env, "BINCOUNTER_VERIFY_MISMATCH_AT"),
         )
