@@ -1,8 +1,8 @@
 """Audit benchmark: Batch Transform throughput of one serving container on the real photos
 of ../shared/data/abid-sample, side by side, then projected to the whole bucket.
 
-    python benchmarks/bench_audit.py --image bincounter-serving:latest      # make bench-audit
-    python benchmarks/bench_audit.py --photos 0 --instances 1,5,20           # every sample photo
+    python -m benchmarks.bench_audit --image bincounter-serving:latest      # make bench-audit
+    python -m benchmarks.bench_audit --photos 0 --instances 1,5,20           # every sample photo
 
 One random-weight ResNet50 (5 classes, 224 px: the production arch; weights do not change
 the compute), the same photos, three ways, in one run:
@@ -44,7 +44,6 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 SAMPLE_IMAGES = ROOT.parent / "shared" / "data" / "abid-sample" / "images"
 ABID_BINS = 535_234
 _STAMP = re.compile(r"^(?:\S+\s+\|\s+)?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*POST /invocations .*status=200")
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if not SAMPLE_IMAGES.is_dir():
         print(f"the real sample is not at {SAMPLE_IMAGES} (it lives in ../shared): nothing to measure")
         return 1
-    from bench_serve import make_model
+    from benchmarks.bench_serve import make_model
 
     single_stream = {"MODEL_SERVER_WORKERS": "1", "MODEL_SERVER_INTRA_OP_THREADS": str(len(os.sched_getaffinity(0)))}
     paths = sorted(SAMPLE_IMAGES.glob("*.jpg"))

@@ -55,14 +55,19 @@ def _photos_folder(a, cfg: Config, clients, tmp: Path) -> Path:
 
 
 def _model_dir(model_data: str, tmp: Path) -> Path:
+    """The model in a folder of its own: the SDK unpacks every tarball it finds beside the
+    model into that same folder, so the user's folder is never handed to it."""
     if not model_data:
         raise ConfigError("--model-data: a model folder (model.json + model.onnx) or a model.tar.gz")
     path = Path(model_data)
     if path.is_file() and tarfile.is_tarfile(path):
         with tarfile.open(path) as tar:
             tar.extractall(tmp / "model", filter="data")
-        return tmp / "model"
-    return path
+    elif path.is_dir():
+        shutil.copytree(path, tmp / "model", ignore=shutil.ignore_patterns("*.tar.gz", "*.pth"))
+    else:
+        raise ConfigError(f"--model-data {model_data}: neither a model folder nor a model.tar.gz")
+    return tmp / "model"
 
 
 def _advance(bar: Progress, done: int) -> None:

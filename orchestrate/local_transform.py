@@ -28,19 +28,19 @@ What the SDK's local mode (sagemaker 3.27) lacks, and what we do about it:
   every interface: we pick a free port.
 * A non-2xx answer is written into the output like any other (the service
   writes nothing and fails the job); batch mode answers 200 anyway.
-* It passes the boto session's AWS credentials into the container's
-  environment: a run on local folders gets a session without credentials.
-* Every ``create_*`` call reports to AWS's telemetry endpoint unless opted
-  out, and its wrapper swallows a Ctrl-C (the call returns as if done):
-  ``local_session`` opts out (``NO_TELEMETRY``), ``run_local`` checks the
-  job's status.
+* Telemetry, credentials and signals as for every local-mode command
+  (docs/platform.md §7): the session is ``orchestrate.local_mode.sdk_session``'s
+  (telemetry off, dummy keys), the job runs under its ``stoppable`` (SIGTERM /
+  Ctrl-C stop compose, hence the container), and ``run_local`` also checks the
+  job's status (the SDK's wrapper would return from a swallowed interrupt as if done).
 * It cannot run inside a container without the Docker socket (compose's
   ``audit`` profile): ``run_attached`` drives an already running serving
   container the same way (execution parameters, one photo per request, up to
   MaxConcurrentTransforms at once, ``<photo>.out`` written only for a 2xx).
 * It never removes its serving container, and leaves it running when the job
   fails (e.g. on that strategy): ``run_local`` removes the containers of the
-  compose projects it made in its working folder.
+  compose projects made in its working folder (found by their compose working-dir
+  label: after a clean run the SDK has already deleted the compose file itself).
 """
 
 from __future__ import annotations
@@ -56,18 +56,12 @@ from pathlib import Path
 from typing import Callable
 
 import boto3
-import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
-from botocore.credentials import CredentialResolver
 
 from orchestrate.manifest import IMAGE_SUFFIXES, Manifest, split_s3
 
 log = logging.getLogger(__name__)
-
-# Every LocalSagemakerClient.create_* call would otherwise report to an AWS telemetry endpoint
-# (STS + HTTPS): no network at run time but the AWS APIs the feature is for.
-NO_TELEMETRY = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
 class LocalTransformError(RuntimeError):
@@ -88,19 +82,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def local_session(region: str, s3_endpoint_url: str | None = None, credentials: bool = False,
-                  container_root: str | Path | None = None):
-    """The SDK's LocalSession; its serving container on a free port, its working files
-    under ``container_root``. Without ``credentials`` its boto session has none, so none are
-    copied into the container (enough for local folders)."""
-    from sagemaker.core.local.local_session import LocalSession
+def local_session(region: str, container_root: str | Path | None = None):
+    """Local mode's one LocalSession, its serving container on a free port and its working
+    files under ``container_root`` (ours alone: what the SDK leaves there is ours to remove).
+    S3 inputs and outputs reach whatever ``AWS_ENDPOINT_URL`` names, like every boto3 client."""
+    from orchestrate.local_mode import sdk_session
 
-    core = botocore.session.Session()
-    if not credentials:
-        core.register_component("credential_provider", CredentialResolver(providers=[]))
-    boto = boto3.Session(botocore_session=core, region_name=region)
-    sess = LocalSession(boto_session=boto, s3_endpoint_url=s3_endpoint_url, sagemaker_config=NO_TELEMETRY)
-    # our own working folder: what the SDK leaves there is ours to clean up (_remove_containers)
+    sess = sdk_session(region)
     root = Path(container_root or tempfile.mkdtemp(prefix="orchestrate-local-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     sess.config = {"local": {"serving_port": _free_port(), "container_root": str(root)}}
@@ -163,6 +151,8 @@ def run_local(sess, *, job: str, image: str, model_dir: Path, input_uri: str, ou
     ``input_uri``: ``file://`` folder or ``s3://`` prefix (photos at its top level);
     ``output_uri``: ``file://`` folder or ``s3://`` prefix.
     """
+    from orchestrate.local_mode import stoppable
+
     client = sess.sagemaker_client
     model_dir = Path(model_dir).resolve()
     if not (model_dir / "model.json").is_file():
@@ -178,14 +168,15 @@ def run_local(sess, *, job: str, image: str, model_dir: Path, input_uri: str, ou
     start = time.monotonic()
     counter.start()
     try:
-        client.create_transform_job(
-            TransformJobName=job, ModelName=f"{job}-model",
-            TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
-                            "ContentType": content_type, "SplitType": "None"},
-            TransformOutput={"S3OutputPath": output_uri, "Accept": "application/json", "AssembleWith": "Line"},
-            TransformResources={"InstanceType": "local", "InstanceCount": 1},
-            # the API's spelling: the SDK rejects the container's documented "MULTI_RECORD"
-            BatchStrategy="MultiRecord", **extra)
+        with stoppable(reap=False):  # SIGTERM / Ctrl-C: compose stops the container, then LocalJobStopped
+            client.create_transform_job(
+                TransformJobName=job, ModelName=f"{job}-model",
+                TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
+                                "ContentType": content_type, "SplitType": "None"},
+                TransformOutput={"S3OutputPath": output_uri, "Accept": "application/json", "AssembleWith": "Line"},
+                TransformResources={"InstanceType": "local", "InstanceCount": 1},
+                # the API's spelling: the SDK rejects the container's documented "MULTI_RECORD"
+                BatchStrategy="MultiRecord", **extra)
     finally:
         stop.set()
         counter.join()

@@ -18,6 +18,9 @@ from aws_helpers import REGION
 from bincounter.synth import generate
 from toolkit_helpers import SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
 
+# each test's markers in the JUnit report, for .ci/run's verdict on skipped container tests
+pytest_plugins = ["devtools.ci_verdict"]
+
 
 @pytest.fixture(scope="session")
 def abid_sample() -> Path:

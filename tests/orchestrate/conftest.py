@@ -3,6 +3,7 @@ configs for a test stack and the public ABID bucket seeded in moto."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,3 +89,46 @@ def source_bucket(aws, abid_objects) -> dict[str, bytes]:
 def diverging_trial(diverging_run) -> Path:
     """The lr 10 run's smdebug trial folder: what SageMaker would have uploaded."""
     return diverging_run[0] / "output" / "tensors"
+
+
+LAYER_BLOBS = "moto-ecr-blobs"
+
+
+@pytest.fixture
+def push_training_image(aws, monkeypatch):
+    """``push(labels, tag)``: an image in moto's ECR whose config carries ``labels``; its URI.
+
+    moto stores manifests (PutImage, BatchGetImage) but not blobs, and has no
+    GetDownloadUrlForLayer. The set-up fills that gap the way ECR does: the config
+    blob sits in (moto's) S3 and GetDownloadUrlForLayer answers a presigned URL for it."""
+    from moto.core.responses import ActionResult
+    from moto.ecr.responses import ECRResponse
+
+    s3 = boto3.client("s3", region_name=REGION)  # not the recorded session: set-up only
+    s3.create_bucket(Bucket=LAYER_BLOBS)
+
+    def get_download_url_for_layer(self):
+        digest = self._get_param("layerDigest")
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": LAYER_BLOBS, "Key": digest})
+        return ActionResult({"downloadUrl": url, "layerDigest": digest})
+
+    monkeypatch.setattr(ECRResponse, "get_download_url_for_layer", get_download_url_for_layer)
+    ecr = boto3.client("ecr", region_name=REGION)
+
+    def push(labels: dict[str, str] | None, tag: str = "latest", repo: str = "bincounter-training") -> str:
+        try:
+            ecr.create_repository(repositoryName=repo)
+        except ecr.exceptions.RepositoryAlreadyExistsException:
+            pass
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "config": {"Labels": labels, "Env": ["PATH=/opt/venv/bin"]}}).encode()
+        digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        s3.put_object(Bucket=LAYER_BLOBS, Key=digest, Body=config)
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                    "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                               "size": len(config), "digest": digest}, "layers": []}
+        ecr.put_image(repositoryName=repo, imageManifest=json.dumps(manifest), imageTag=tag)
+        uri = ecr.describe_repositories(repositoryNames=[repo])["repositories"][0]["repositoryUri"]
+        return f"{uri}:{tag}"
+
+    return push

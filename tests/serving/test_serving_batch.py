@@ -15,6 +15,7 @@ from PIL import Image
 from serving_helpers import call, encode, http, jpeg_bomb, loaded_app
 
 from bincounter.modelcard import ModelCard
+from bincounter.serving.contract import MAX_INSTANCES
 from bincounter.serving.settings import ServeSettings, SettingsError
 from devtools.local_serve import start_serve, stop
 
@@ -156,12 +157,16 @@ def test_every_kind_of_bad_line_gets_its_own_error_record_with_what_could_be_rea
     assert answers[7]["id"] == "last" and answers[7]["verification"]["expected_quantity"] == 3
 
 
-def test_a_payload_of_many_small_images_is_answered_in_full(batch_server, bin_jpegs):
-    lines = "".join(json.dumps({"id": i, "image": b64(bin_jpegs[1 + i % 5])}) + "\n" for i in range(75))
+def test_a_payload_of_many_small_images_is_answered_in_full(batch_server, live_server, bin_jpegs):
+    """Batch Transform packs as many lines as MaxPayloadInMB holds: no per-request cap applies
+    (the handler runs them 32 at a time); real time keeps its cap."""
+    n = MAX_INSTANCES + 72
+    lines = "".join(json.dumps({"id": i, "image": b64(bin_jpegs[1 + i % 5])}) + "\n" for i in range(n))
     reply = http(batch_server[1], "/invocations", lines.encode(), JSONLINES)
     answers = [json.loads(x) for x in reply.body.splitlines()]
-    assert reply.status == 200 and [a["id"] for a in answers] == list(range(75))
+    assert reply.status == 200 and [a["id"] for a in answers] == list(range(n))
     assert all("count" in a for a in answers)
+    assert http(live_server[1], "/invocations", lines.encode(), JSONLINES).status == 413
 
 
 def test_the_body_limit_is_the_jobs_max_payload_and_names_it(batch_server, live_server):

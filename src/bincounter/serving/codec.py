@@ -5,6 +5,10 @@ Request types: raw image bytes (``image/jpeg``, ``image/png``,
 ``{"instances": [...]}``, and ``application/jsonlines`` (Batch Transform).
 Response types: ``application/json`` and ``application/jsonlines``.
 
+JSON bodies are bounded before and after parsing: nesting depth (checked on
+the raw bytes, so a ``[[[[…`` body never reaches the recursion limit), the
+number of instances per request, and the type of every field we read.
+
 A JSON record may carry an ``id`` (echoed on its answer). In batch mode
 (``isolate``) a record that cannot be read becomes a ``Rejected`` item, answered
 with an error record, instead of failing the request.
@@ -17,23 +21,57 @@ import binascii
 import contextlib
 import json
 import re
+import reprlib
 
 from bincounter.serving.contract import (CUSTOM_ATTRIBUTES, EXPECTED_QUANTITY, JSON, JSONLINES,
-                                         RAW_IMAGE_TYPES, REQUEST_TYPES, RESPONSE_TYPES)
-from bincounter.serving.errors import BadRequest, NotAcceptable, UnsupportedContentType
+                                         MAX_INSTANCES, MAX_JSON_DEPTH, MAX_QUANTITY, RAW_IMAGE_TYPES,
+                                         REQUEST_TYPES, RESPONSE_TYPES)
+from bincounter.serving.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedContentType
 from bincounter.serving.handler import Instance, Rejected
 
 _ATTRIBUTE = re.compile(r"\s*([A-Za-z0-9_.-]+)\s*=\s*([^;,]*)")
 MAX_ID_CHARS = 1024
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_ESCAPE = re.compile(rb"\\.", re.S)
+_STRING = re.compile(rb'"[^"]*"')
+_NOT_A_MARK = bytes(range(256)).translate(None, b'"[]{}')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+def json_depth_exceeds(text: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``text`` opens more than ``limit`` arrays/objects inside each other.
+
+    Exact for valid JSON; for broken JSON it may say True where the parser would
+    stop earlier (a 400 either way). Escapes, then strings, are cut out so that
+    brackets inside strings do not count.
+    """
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return False
+    marks = _ESCAPE.sub(b"", text).translate(None, _NOT_A_MARK)
+    # what is left after the last unterminated quote is string content to the parser
+    brackets = _STRING.sub(b"", marks).partition(b'"')[0].translate(_SQUARE)
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte == 0x5B else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _short(value) -> str:
+    """A client's value in a reason, cut short: a misplaced image must not come back whole."""
+    text = reprlib.repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _quantity(value, where: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(f"{where}: expected_quantity must be a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUANTITY:
+        raise BadRequest(f"{where}: expected_quantity must be a whole number 0..{MAX_QUANTITY}, "
+                         f"got {_short(value)}")
     return value
 
 
@@ -91,30 +129,43 @@ def _record(obj, where: str, default_quantity: int | None, isolate: bool) -> Ins
 
 
 def _loads(text: bytes, where: str):
+    if json_depth_exceeds(text):
+        raise BadRequest(f"{where} nests arrays/objects more than {MAX_JSON_DEPTH} levels deep")
     try:
         return json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"{where} is not valid JSON: {exc}") from exc
+    except ValueError as exc:  # Python refuses to convert an integer literal of over 4300 digits
+        raise BadRequest(f"{where} is not valid JSON: a number has too many digits") from exc
 
 
-def _decode_json(body: bytes, default_quantity: int | None,
-                 isolate: bool) -> tuple[list[Instance | Rejected], bool]:
+def _count(n: int, max_instances: int, what: str) -> None:
+    if n > max_instances:
+        raise PayloadTooLarge(f"{n} {what}; at most {max_instances} per request (send several requests)")
+
+
+def _decode_json(body: bytes, default_quantity: int | None, isolate: bool,
+                 max_instances: int) -> tuple[list[Instance | Rejected], bool]:
     doc = _loads(body, "body")
     if isinstance(doc, dict) and "instances" in doc:
         items = doc["instances"]
         if not isinstance(items, list) or not items:
             raise BadRequest("\"instances\" must be a non-empty list of {\"image\": base64} objects")
+        if not isolate:
+            _count(len(items), max_instances, "instances")
         given = _quantity(doc.get("expected_quantity"), "body")
         default = default_quantity if given is None else given
         return [_record(o, f"instance {i}", default, isolate) for i, o in enumerate(items)], False
     return [_record(doc, "body", default_quantity, isolate)], True
 
 
-def _decode_jsonlines(body: bytes, default_quantity: int | None,
-                      isolate: bool) -> tuple[list[Instance | Rejected], bool]:
+def _decode_jsonlines(body: bytes, default_quantity: int | None, isolate: bool,
+                      max_instances: int) -> tuple[list[Instance | Rejected], bool]:
     lines = [(n, line) for n, line in enumerate(body.splitlines(), start=1) if line.strip()]
     if not lines and not isolate:  # in batch mode no records in means no answers out
         raise BadRequest("jsonlines body has no lines")
+    if not isolate:
+        _count(len(lines), max_instances, "lines")
     items: list[Instance | Rejected] = []
     for n, line in lines:
         try:
@@ -129,24 +180,28 @@ def _decode_jsonlines(body: bytes, default_quantity: int | None,
 
 
 def decode_request(content_type: str, body: bytes, default_quantity: int | None = None,
+                   max_instances: int = MAX_INSTANCES,
                    isolate: bool = False) -> tuple[list[Instance | Rejected], bool]:
     """(records, single): ``single`` means the caller sent one image, not a batch.
 
     ``isolate`` (batch mode): a record that cannot be read becomes a ``Rejected``
     item instead of failing the request; a JSON body that is not JSON at all is
-    one rejected record. Without it every item is an ``Instance``.
+    one rejected record. Without it every item is an ``Instance``. ``max_instances``
+    bounds a real-time request; a batch payload is bounded by the job's MaxPayloadInMB
+    instead (Batch Transform packs as many lines as fit, and the handler runs them
+    MAX_RUN_BATCH at a time).
     """
     if content_type in RAW_IMAGE_TYPES:
         return [Instance(body, default_quantity)], True
     if content_type == JSON:
         try:
-            return _decode_json(body, default_quantity, isolate)
+            return _decode_json(body, default_quantity, isolate, max_instances)
         except BadRequest as exc:
             if not isolate:
                 raise
             return [Rejected(exc)], True
     if content_type == JSONLINES:
-        return _decode_jsonlines(body, default_quantity, isolate)
+        return _decode_jsonlines(body, default_quantity, isolate, max_instances)
     raise UnsupportedContentType(
         f"Content-Type {content_type or '(none)'!r} is not supported; use one of {', '.join(REQUEST_TYPES)}")
 

@@ -25,7 +25,9 @@ except (ModelCardError, SettingsError) as _exc:
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = _settings.workers
 threads = _settings.threads
-worker_class = "gthread" if _settings.threads > 1 else "sync"
+# gunicorn's sync / gthread workers, answering requests its parser refuses with our JSON errors
+worker_class = ("bincounter.serving.workers.JsonThreadWorker" if _settings.threads > 1
+                else "bincounter.serving.workers.JsonSyncWorker")
 timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout
 # In batch mode (gthread workers) an idle keep-alive connection held each worker through the
@@ -51,6 +53,11 @@ logconfig_dict = {
                             "stream": "ext://sys.stderr"}},
     "formatters": {"line": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"}},
 }
+
+
+def post_fork(server, worker) -> None:
+    """gunicorn's hook: each worker gets the configured read deadline."""
+    worker.read_deadline_s = _settings.read_deadline
 
 
 def _halt(exc: BaseException) -> None:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # the real import pulls numpy + Pillow; `serve` starts withou
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 # Batch Transform waits 600 s per invocation by default (ModelClientConfig.InvocationsTimeoutInSeconds,
-# docs/platform.md §7).
+# docs/platform.md §8).
 BATCH_TIMEOUT_S = 600
 BATCH_STRATEGIES = ("SINGLE_RECORD", "MULTI_RECORD")
 # A transform keeps every worker busy for seconds per mini-batch while /ping must still answer
@@ -85,6 +85,8 @@ class ServeSettings:
     timeout: int = 60
     # SageMaker sends SIGKILL 30 s after SIGTERM: drain in-flight requests before that.
     graceful_timeout: int = 25
+    # Seconds a client may take to send one whole request (a slow or stalled one gets a 408).
+    read_deadline: int = 10
     match_at: float | None = None
     mismatch_at: float | None = None
     # Batch Transform (SAGEMAKER_BATCH=true): a bad record becomes an error record in a
@@ -133,6 +135,7 @@ class ServeSettings:
             intra_op_threads=_int(env, "MODEL_SERVER_INTRA_OP_THREADS", d.intra_op_threads),
             timeout=_int(env, "MODEL_SERVER_TIMEOUT", BATCH_TIMEOUT_S if batch else d.timeout),
             graceful_timeout=_int(env, "MODEL_SERVER_GRACEFUL_TIMEOUT", d.graceful_timeout, 0),
+            read_deadline=_int(env, "MODEL_SERVER_READ_DEADLINE", d.read_deadline),
             match_at=_prob(env, "BINCOUNTER_VERIFY_MATCH_AT"),
             mismatch_at=_prob(env, "BINCOUNTER_VERIFY_MISMATCH_AT"),
             batch=batch,
