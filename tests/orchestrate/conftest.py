@@ -15,10 +15,6 @@ from botocore.config import Config
 from aws_helpers import REGION, ROLE_ARN
 
 
-def ops(sess) -> list[str]:
-    return [f"{service}:{op}" for service, op, _ in sess.api_calls]
-
-
 @pytest.fixture
 def make_cfg(tmp_path):
     """A Config for a test stack, with overrides as ``section.key=value`` strings."""
