@@ -38,6 +38,20 @@ bench-serve: $(STAMP)
 soak-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.soak_serve $(BENCH_ARGS)
 
+# The audit on synthetic bins, on this machine (README "Audit"): a small model trained through
+# the toolkit, then `orchestrate audit --local` (the SageMaker SDK's local Batch Transform on the
+# serving image bincounter-serving:$(IMAGE_TAG): make images first). Report in build/audit/.
+.PHONY: audit
+audit: $(STAMP)
+	$(BIN)/python -m devtools.demo --no-serve --n 200 --out $(CURDIR)/build/audit-demo
+	$(ORCHESTRATE) --set images.tag=$(IMAGE_TAG) audit --local --images build/audit-demo/data/images --model-data build/audit-demo/opt_ml/model --out build/audit
+
+# Batch Transform throughput of one serving container on ../shared/data/abid-sample, projected to
+# the whole bucket (README "Audit"; ~5 min)
+.PHONY: bench-audit
+bench-audit: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_audit --image bincounter-serving:$(IMAGE_TAG) $(BENCH_ARGS)
+
 lock:
 	requirements/lock.sh
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrate import aws, local_commands
+from orchestrate import audit_cli, aws, local_commands
 from orchestrate.config import Config, ConfigError, load
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,12 @@ def cmd_train(a, cfg: Config, sess) -> int:
         return local_commands.train(a, cfg)
     ecr = aws.client(sess, "ecr")
     image = image_uri(cfg, ecr, "training")
-    plan = training.plan(cfg, image)
+    if a.manifest:  # photos and metadata read in place: the manifest's bucket must be in our region
+        from orchestrate import manifest
+
+        named = manifest.read(aws.client(sess, "s3"), a.manifest)
+        manifest.check_region(named, cfg.data.source_bucket, cfg.data.source_region, cfg.aws.region)
+    plan = training.plan(cfg, image, manifest_uri=a.manifest or "")
     require_weights(ecr, image, plan.hyperparameters)
     print(training.train(sess, cfg, plan))
     return 0
@@ -151,7 +156,10 @@ def cmd_report(a, cfg: Config, sess) -> int:
     from orchestrate import deploy, report
 
     sm = aws.client(sess, "sagemaker")
-    if a.tuning_job:
+    if a.transform_job:
+        doc = report.transform_report(sm.describe_transform_job(TransformJobName=a.transform_job),
+                                      cfg.audit.hourly_price)
+    elif a.tuning_job:
         if a.rules:
             raise ConfigError("--rules evaluates one training job's tensors: give --training-job, not --tuning-job")
         doc = report.fetch_tuning(sm, a.tuning_job)
@@ -178,6 +186,9 @@ def cmd_teardown(a, cfg: Config, sess) -> int:
         print(f"{'would delete' if a.dry_run else 'delete'}\t{r.kind}\t{r.name}")
     if not found:
         print(f"nothing of stack {cfg.aws.stack!r} to delete")
+    for job in teardown.running_jobs(clients[0], cfg.aws.stack):
+        print(f"still running (not stopped)\t{job.kind}\t{job.name}\t"
+              f"aws sagemaker stop-transform-job --transform-job-name {job.name}")
     if not a.dry_run:
         teardown.delete(*clients, found)
     return 0
@@ -212,6 +223,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--instance-count", dest="train.instance_count", metavar="N")
     s.add_argument("--spot", dest="train.spot", choices=["true", "false"], help="managed spot on/off")
     s.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="a hyperparameter")
+    s.add_argument("--manifest", metavar="S3URI", help="one training channel from a manifest read in place "
+                                                        "(orchestrate manifest ...: training.manifest)")
     s.add_argument("--local", action="store_true",
                    help="train here with the SageMaker SDK's local mode (docker; no AWS account)")
     s.add_argument("--data", metavar="DIR", help="--local: the training channel (default data.local_dir)")
@@ -245,9 +258,12 @@ def parser() -> argparse.ArgumentParser:
 
     add("lambda", help="create or update the Lambda front door and its role")
 
-    s = add("report", help="status, metrics, spot saving of a training or tuning job")
+    audit_cli.add_parsers(add)
+
+    s = add("report", help="status, metrics, cost of a training, tuning or transform job")
     s.add_argument("--training-job", help="default: the stack's latest completed training job")
     s.add_argument("--tuning-job")
+    s.add_argument("--transform-job", help="an audit's Batch Transform job: status, instances, cost")
     s.add_argument("--rules", action="store_true",
                    help="evaluate our debugger rules (LossNotDecreasing, VanishingGradient, "
                         "PoorWeightInitialization, Overfit) on the job's smdebug tensors in S3")
@@ -259,7 +275,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy, "invoke": cmd_invoke,
-            "lambda": cmd_lambda, "report": cmd_report, "teardown": cmd_teardown}
+            "lambda": cmd_lambda, "report": cmd_report, "teardown": cmd_teardown, **audit_cli.COMMANDS}
 
 
 def main(argv: list[str] | None = None, session=None) -> int:

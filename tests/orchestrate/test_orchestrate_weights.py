@@ -5,7 +5,7 @@ set-up's GetDownloadUrlForLayer; see conftest)."""
 from __future__ import annotations
 
 import pytest
-from conftest import ROLE_ARN, ops
+from aws_helpers import ROLE_ARN, ops
 
 from orchestrate import cli
 from orchestrate.config import ConfigError

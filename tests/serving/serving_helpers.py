@@ -33,7 +33,7 @@ def check_openapi(path: str, method: str, status: int, content_type: str | None,
     assert mimetype in content, f"{method} {path} -> {status} as {mimetype!r} is not in openapi.json"
     if mimetype == "application/jsonlines":
         docs = [json.loads(line) for line in body.decode().splitlines()]
-        schema = {"$ref": "#/components/schemas/Prediction"}
+        schema = {"$ref": "#/components/schemas/Record"}
     else:
         docs = [json.loads(body)]
         schema = content[mimetype]["schema"]

@@ -111,7 +111,8 @@ def create_app(settings: ServeSettings,
                on_load_failure: Callable[[BaseException], None] | None = None) -> Flask:
     """The WSGI app; starts loading the model at once (call it in each worker, after fork)."""
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # 6 MiB in real time; in Batch Transform the job's MaxPayloadInMB
+    max_body = app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     state = ModelState()
     app.extensions["bincounter.model"] = state
     openapi = resources.files(__package__).joinpath("openapi.json").read_bytes()
@@ -123,7 +124,7 @@ def create_app(settings: ServeSettings,
             "X-Amzn-SageMaker-Inference-Id") or ""
         g.request_id = _SAFE_ID.sub("", given)[:128] or uuid.uuid4().hex
         length = request.content_length
-        if length is not None and length > MAX_BODY_BYTES:
+        if length is not None and length > max_body:
             _drain(request.environ["wsgi.input"], min(length, DRAIN_LIMIT_BYTES))
             raise RequestEntityTooLarge()
 
@@ -142,7 +143,7 @@ def create_app(settings: ServeSettings,
         status = status_for(exc)
         if status >= 500 and status != 503:
             log.exception("request id=%s failed", g.get("request_id", "-"))
-        return {"error": error_message(exc, status)}, status
+        return {"error": error_message(exc, status, max_body)}, status
 
     @app.get("/ping")
     def ping():
@@ -162,9 +163,17 @@ def create_app(settings: ServeSettings,
         accept = request.accept_mimetypes if request.headers.get("Accept") else None
         mimetype = codec.response_type(accept, content_type)
         quantity = codec.quantity_from_attributes(request.headers.get(CUSTOM_ATTRIBUTES))
-        instances, single = codec.decode_request(content_type, request.get_data(cache=False), quantity)
-        predictions = handler.handle(instances)
+        records, single = codec.decode_request(content_type, request.get_data(cache=False), quantity,
+                                               isolate=settings.batch)
+        # Batch Transform writes no output for an input whose answer is not 2xx and fails the
+        # job; so in batch mode a bad record is answered with an error record, never a 4xx.
+        predictions = handler.handle_records(records) if settings.batch else handler.handle(records)
         return Response(codec.encode_response(predictions, single, mimetype), mimetype=mimetype)
+
+    @app.get("/execution-parameters")
+    def execution_parameters():
+        # asked by Batch Transform before the first invocation; a job's own values win
+        return settings.execution_parameters()
 
     @app.get("/openapi.json")
     def openapi_document():

@@ -7,6 +7,11 @@ size and type their requests by this module; ``codec`` parses by it.
 
 # SageMaker's limit for real-time request and response bodies (docs/platform.md §1).
 MAX_BODY_BYTES = 6_291_456
+# SageMaker's "MB" in payload limits: 6 MB = MAX_BODY_BYTES.
+MB = 1024 * 1024
+# Batch Transform: MaxPayloadInMB is at most 100, and MaxConcurrentTransforms x MaxPayloadInMB
+# must not exceed 100 (docs/platform.md §8).
+MAX_BATCH_PAYLOAD_MB = 100
 # Request bodies that are one image file; PIL decodes whatever format the bytes hold.
 RAW_IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
 JSON = "application/json"

@@ -66,12 +66,12 @@ def status_for(exc: BaseException) -> int:
     return 500
 
 
-def error_message(exc: BaseException, status: int) -> str:
+def error_message(exc: BaseException, status: int, max_body_bytes: int = MAX_BODY_BYTES) -> str:
     """The client-facing reason; a 500 never leaks internals."""
     if status >= 500 and status != 503:
         return "internal server error; the request id is in the server log"
     if status == 413 and isinstance(exc, HTTPException):
-        return f"request body is larger than {MAX_BODY_BYTES} bytes"
+        return f"request body is larger than {max_body_bytes} bytes"
     if isinstance(exc, HTTPException):
         return exc.description or exc.name
     if isinstance(exc, ParseException):
