@@ -9,16 +9,15 @@ real JPEG files (or synthetic bins when the shared sample is absent).
 from __future__ import annotations
 
 import base64
-import io
 import json
 import random
-import struct
-import zlib
 from typing import Callable
 
 from PIL import Image
 
-MAX_BODY = 6_291_456  # SageMaker's request limit, the server's too
+from bincounter.serving.contract import MAX_BODY_BYTES
+from devtools.hostile_images import encode, jpeg_bomb, png_declaring
+
 
 
 def request(body: bytes = b"", *headers: str | bytes, method: bytes = b"POST",
@@ -43,22 +42,8 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _png_declaring(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
-
-
-def _encoded(image: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-_BOMB = _encoded(Image.new("L", (8000, 8000), 128), "JPEG", quality=10)
-_PIXEL = json.dumps({"image": b64(_encoded(Image.new("RGB", (1, 1)), "PNG"))})
+_BOMB = jpeg_bomb()
+_PIXEL = json.dumps({"image": b64(encode(Image.new("RGB", (1, 1)), "PNG"))})
 _cache: dict[str, bytes] = {}
 
 
@@ -69,7 +54,7 @@ def _once(name: str, make: Callable[[], bytes]) -> bytes:
 
 
 def _pixel_batch() -> bytes:
-    n = (MAX_BODY - 20) // (len(_PIXEL) + 2)
+    n = (MAX_BODY_BYTES - 20) // (len(_PIXEL) + 2)
     return ('{"instances": [' + ", ".join([_PIXEL] * n) + "]}").encode()
 
 
@@ -102,9 +87,9 @@ KINDS: dict[str, Maker] = {
     "random bytes as jpeg": lambda r, im: jpeg(r.randbytes(r.randint(1, 20_000))),
     "random bytes as png": lambda r, im: request(r.randbytes(r.randint(1, 20_000)), "Content-Type: image/png"),
     "empty body": lambda r, im: jpeg(b""),
-    "png declaring 50000x50000": lambda r, im: request(_png_declaring(50_000, 50_000), "Content-Type: image/png"),
+    "png declaring 50000x50000": lambda r, im: request(png_declaring(50_000, 50_000), "Content-Type: image/png"),
     "jpeg bomb 8000x8000": lambda r, im: jpeg(_BOMB),
-    "body over 6 MB": lambda r, im: jpeg(b"\xff" * (MAX_BODY + r.randint(1, 1000))),
+    "body over 6 MB": lambda r, im: jpeg(b"\xff" * (MAX_BODY_BYTES + r.randint(1, 1000))),
     "bad base64": lambda r, im: as_json({"image": "%%" + b64(r.choice(im))[:200] + "*!"}),
     "broken json": lambda r, im: as_json(b'{"image": "' + b64(r.choice(im))[:100].encode()),
     "json nested deep": lambda r, im: as_json(b"[" * r.randint(33, 500_000)),

@@ -20,7 +20,6 @@ and glibc keeps freed heap. Growth after it is what would add up: a leak.)
 from __future__ import annotations
 
 import argparse
-import base64
 import itertools
 import json
 import os

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from aws_helpers import ROLE_ARN
-from container_helpers import ROOT, SERVING_IMAGE, docker
+from container_helpers import ROOT, docker
 
 from orchestrate import cli, local_transform, manifest
 

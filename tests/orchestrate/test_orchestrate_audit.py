@@ -9,7 +9,6 @@ import json
 import tarfile
 from pathlib import Path
 
-import boto3
 import pytest
 from aws_helpers import ROLE_ARN
 

@@ -12,11 +12,12 @@ from http.client import HTTPConnection
 
 import pytest
 from PIL import Image
-from serving_helpers import call, encode, http, jpeg_bomb, loaded_app
+from serving_helpers import call, http, loaded_app
 
 from bincounter.modelcard import ModelCard
 from bincounter.serving.contract import MAX_INSTANCES
 from bincounter.serving.settings import ServeSettings, SettingsError
+from devtools.hostile_images import encode, jpeg_bomb
 from devtools.local_serve import start_serve, stop
 
 JSONLINES = {"Content-Type": "application/jsonlines"}

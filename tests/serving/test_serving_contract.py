@@ -12,12 +12,18 @@ from serving_helpers import OPENAPI
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
 from bincounter.modelcard import ModelCardError
-from bincounter.verification import Thresholds
 from bincounter.preprocess import ImageDecodeError, ImageTooLargeError
 from bincounter.serving.codec import quantity_from_attributes
-from bincounter.serving.errors import (BadRequest, ModelNotReady, NotAcceptable, UnsupportedContentType,
-                                       error_message, status_for)
+from bincounter.serving.errors import (
+    BadRequest,
+    ModelNotReady,
+    NotAcceptable,
+    UnsupportedContentType,
+    error_message,
+    status_for,
+)
 from bincounter.serving.settings import ServeSettings, SettingsError
+from bincounter.verification import Thresholds
 
 
 def test_importing_the_server_does_not_import_torch():

@@ -12,9 +12,10 @@ import time
 
 import pytest
 from PIL import Image
-from serving_helpers import encode, http, jpeg_bomb, png_declaring, raw_http
+from serving_helpers import http, raw_http
 
 from bincounter.serving.contract import MAX_BODY_BYTES, MAX_INSTANCES, MAX_JSON_DEPTH
+from devtools.hostile_images import encode, jpeg_bomb, png_declaring
 from devtools.local_serve import start_serve, stop
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,19 @@ from gunicorn.http import errors as gerrors
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bincounter.serving.codec import decode_request, json_depth_exceeds, quantity_from_attributes
+from bincounter.serving.codec import (
+    decode_request,
+    json_depth_exceeds,
+    quantity_from_attributes,
+)
 from bincounter.serving.contract import MAX_JSON_DEPTH, REQUEST_TYPES
-from bincounter.serving.errors import (BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedContentType,
-                                       status_for)
+from bincounter.serving.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedContentType,
+    status_for,
+)
 from bincounter.serving.workers import INTERNAL, json_error, refusal
 
 # strings full of what could fool a bracket counter: brackets, quotes, escapes
