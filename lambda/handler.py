@@ -18,7 +18,7 @@ and AWS_ENDPOINT_URL_S3; there is no local branch here.
 
 Replies (API Gateway / Function URL shape; direct invocations get the same):
   200 the model server's JSON | 400 bad input (no image, bad base64, > 6 MB,
-  bad expected_quantity) | 403 s3_uri outside S3_ALLOWED_PREFIX | 404 S3 object
+  bad expected_quantity, a malformed event of any shape) | 403 s3_uri outside S3_ALLOWED_PREFIX | 404 S3 object
   missing | 405 not POST | 415 unsupported Content-Type | 4xx the model
   server's own 4xx, passed through | 429 throttled | 502 endpoint or model
   server failure | 504 endpoint timeout | 500 function misconfigured.

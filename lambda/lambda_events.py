@@ -8,6 +8,10 @@ base64-encoded by the gateway) or a JSON document shaped like a direct
 invocation. ``expected_quantity`` comes from the JSON document or the
 ``expected_quantity`` query-string parameter. Stdlib only (runs in the
 python3.11 Lambda runtime).
+
+Any event, of any shape, gets an ImageRequest or a BadRequest saying what is
+wrong (a 4xx): fields of the wrong type, a body marked base64 that is not,
+JSON nested deeper than the model server accepts, numbers too long to convert.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+import reprlib
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -25,6 +31,10 @@ SERVER_IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
 # what a caller may name: the server's types, or a generic one whose bytes are sniffed
 IMAGE_TYPES = SERVER_IMAGE_TYPES + ("application/octet-stream",)
 _MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
+MAX_JSON_DEPTH = 32
+MAX_QUANTITY = 999_999_999
+# S3 object keys are at most 1024 bytes of UTF-8
+_MAX_KEY_BYTES = 1024
 
 
 class BadRequest(ValueError):
@@ -58,8 +68,49 @@ class ImageRequest:
 
 def _short(value) -> str:
     """repr for error messages: a caller's misplaced image must not land in the reply or the log."""
-    text = repr(value)
+    text = reprlib.repr(value)  # bounded depth: a deeply nested value cannot recurse
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(value, what: str) -> str:
+    """A field that must be a string (and encodable: JSON can carry lone surrogates)."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{what} is not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+def _object(value, what: str) -> dict:
+    """A field that must be a JSON object when present."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{what} must be an object, got {type(value).__name__}")
+    return value
+
+
+_ESCAPE = re.compile(rb"\\.", re.S)
+_STRING = re.compile(rb'"[^"]*"')
+_NOT_A_MARK = bytes(range(256)).translate(None, b'"[]{}')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+def json_depth_exceeds(text: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """bincounter.serving.codec.json_depth_exceeds, copied (stdlib only): True when ``text``
+    opens more than ``limit`` arrays/objects inside each other, brackets in strings aside."""
+    if text.count(b"[") + text.count(b"{") <= limit:
+        return False
+    marks = _ESCAPE.sub(b"", text).translate(None, _NOT_A_MARK)
+    brackets = _STRING.sub(b"", marks).partition(b'"')[0].translate(_SQUARE)
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte == 0x5B else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def sniff_content_type(data: bytes) -> str:
@@ -78,7 +129,7 @@ def server_type(named: str | None, data: bytes) -> str:
 
 def check_content_type(content_type: str) -> str:
     if content_type not in IMAGE_TYPES:
-        raise BadRequest(f"unsupported Content-Type {content_type!r}: send {', '.join(SERVER_IMAGE_TYPES)} "
+        raise BadRequest(f"unsupported Content-Type {_short(content_type)}: send {', '.join(SERVER_IMAGE_TYPES)} "
                          "(or application/octet-stream), or application/json", status=415)
     return content_type
 
@@ -99,19 +150,21 @@ def parse_expected_quantity(value) -> int | None:
         raise BadRequest(f"expected_quantity must be a whole number, got {_short(value)}")
     try:
         quantity = int(value)
-    except ValueError:
+    except ValueError:  # also digit strings too long to convert
         raise BadRequest(f"expected_quantity must be a whole number, got {_short(value)}") from None
-    if quantity < 0:
-        raise BadRequest(f"expected_quantity must be >= 0, got {quantity}")
+    if not 0 <= quantity <= MAX_QUANTITY:
+        raise BadRequest(f"expected_quantity must be a whole number 0..{MAX_QUANTITY}, got {_short(value)}")
     return quantity
 
 
 def parse_s3_uri(uri) -> S3Ref:
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise BadRequest(f"s3_uri must look like s3://bucket/key, got {_short(uri)}")
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = _text(uri, "s3_uri")[len("s3://"):].partition("/")
     if not bucket or not key:
         raise BadRequest(f"s3_uri must look like s3://bucket/key, got {_short(uri)}")
+    if len(key.encode("utf-8")) > _MAX_KEY_BYTES:
+        raise BadRequest(f"s3_uri's key is longer than S3's {_MAX_KEY_BYTES} bytes")
     return S3Ref(bucket, key)
 
 
@@ -144,16 +197,36 @@ def from_document(doc, kind: str, quantity_fallback=None) -> ImageRequest:
     raise BadRequest("no image: give image_b64 (base64 image) or s3_uri")
 
 
-def _headers(event: dict) -> dict[str, str]:
+def _headers(event: dict) -> dict:
     # REST (1.0) keeps the client's header case; HTTP API and URLs lower-case them
-    return {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    return {str(k).lower(): v for k, v in _object(event.get("headers"), "headers").items()}
 
 
-def _query(event: dict) -> dict[str, str]:
-    params = dict(event.get("queryStringParameters") or {})
-    if not params and event.get("rawQueryString"):
-        params = {k: v[-1] for k, v in parse_qs(event["rawQueryString"]).items()}
+def _query(event: dict) -> dict:
+    params = _object(event.get("queryStringParameters"), "queryStringParameters")
+    raw = event.get("rawQueryString")
+    if not params and raw:
+        params = {k: v[-1] for k, v in parse_qs(_text(raw, "rawQueryString")).items()}
     return params
+
+
+def _base64_flag(event: dict) -> bool:
+    flag = event.get("isBase64Encoded", False)
+    if not isinstance(flag, bool):
+        raise BadRequest(f"isBase64Encoded must be true or false, got {_short(flag)}")
+    return flag
+
+
+def _json_body(body: str, encoded: bool):
+    data = _b64(body, "body (marked base64)") if encoded else body.encode("utf-8", "surrogatepass")
+    if json_depth_exceeds(data):
+        raise BadRequest(f"body nests arrays/objects more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(data.decode("utf-8", "replace"))
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    except ValueError:  # Python refuses to convert an integer literal of over 4300 digits
+        raise BadRequest("body is not valid JSON: a number has too many digits") from None
 
 
 def http_kind(event: dict) -> str | None:
@@ -171,8 +244,8 @@ def http_kind(event: dict) -> str | None:
 
 def http_method(event: dict) -> str:
     if "httpMethod" in event:
-        return str(event["httpMethod"]).upper()
-    return str(event["requestContext"]["http"].get("method", "POST")).upper()
+        return _text(event["httpMethod"], "httpMethod").upper()
+    return _text(event["requestContext"]["http"].get("method", "POST"), "requestContext.http.method").upper()
 
 
 def from_http(event: dict, kind: str) -> ImageRequest:
@@ -181,21 +254,19 @@ def from_http(event: dict, kind: str) -> ImageRequest:
     if method == "OPTIONS":
         return ImageRequest(kind, None, None, None, method=method)
     if method != "POST":
-        raise BadRequest(f"method {method} not allowed; POST an image", status=405)
-    content_type = _headers(event).get("content-type", "").split(";")[0].strip().lower()
+        raise BadRequest(f"method {_short(method)} not allowed; POST an image", status=405)
+    header = _headers(event).get("content-type", "")
+    content_type = _text(header, "the Content-Type header").split(";")[0].strip().lower()
     body = event.get("body")
+    encoded = _base64_flag(event)
     if body is None or body == "":
         raise BadRequest("no image: the request body is empty")
+    body = _text(body, "body")
     if content_type == "application/json" or content_type.endswith("+json"):
-        text = base64.b64decode(body).decode("utf-8", "replace") if event.get("isBase64Encoded") else body
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"body is not valid JSON: {exc}") from None
-        return from_document(doc, kind, quantity_fallback=quantity)
+        return from_document(_json_body(body, encoded), kind, quantity_fallback=quantity)
     if content_type:
         check_content_type(content_type)
-    if not event.get("isBase64Encoded"):
+    if not encoded:
         # A gateway passes binary only as base64; text here means the image was mangled.
         raise BadRequest("image body arrived as text, not base64: enable binary media types "
                          "(image/*) on the API")

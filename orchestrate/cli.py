@@ -14,10 +14,11 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrate import aws
+from orchestrate import audit_cli, aws, local_commands
 from orchestrate.config import Config, ConfigError, load
 
 log = logging.getLogger(__name__)
+LOCAL_ROOT = local_commands.LOCAL_ROOT
 
 
 def _echo(text: str) -> None:
@@ -62,18 +63,39 @@ def cmd_data(a, cfg: Config, sess) -> int:
     return 0
 
 
+def require_weights(ecr, image: str, hyperparameters: dict) -> None:
+    """Refuse, before anything bills, a job whose image lacks the ImageNet weights it needs."""
+    from orchestrate import image_weights
+
+    image_weights.require_weights(image, image_weights.ecr_image_labels(ecr, image),
+                                  {k: str(v) for k, v in hyperparameters.items()})
+
+
 def cmd_train(a, cfg: Config, sess) -> int:
     from orchestrate import training
 
-    image = image_uri(cfg, aws.client(sess, "ecr"), "training")
-    print(training.train(sess, cfg, training.plan(cfg, image)))
+    if a.local:
+        return local_commands.train(a, cfg)
+    ecr = aws.client(sess, "ecr")
+    image = image_uri(cfg, ecr, "training")
+    if a.manifest:  # photos and metadata read in place: the manifest's bucket must be in our region
+        from orchestrate import manifest
+
+        named = manifest.read(aws.client(sess, "s3"), a.manifest)
+        manifest.check_region(named, cfg.data.source_bucket, cfg.data.source_region, cfg.aws.region)
+    plan = training.plan(cfg, image, manifest_uri=a.manifest or "")
+    require_weights(ecr, image, plan.hyperparameters)
+    print(training.train(sess, cfg, plan))
     return 0
 
 
 def cmd_tune(a, cfg: Config, sess) -> int:
     from orchestrate import training
 
-    image = image_uri(cfg, aws.client(sess, "ecr"), "training")
+    ecr = aws.client(sess, "ecr")
+    image = image_uri(cfg, ecr, "training")
+    if not a.job:
+        require_weights(ecr, image, cfg.train.hyperparameters)
     name = a.job or training.tune(sess, cfg, image)
     print(name)
     if not a.promote:
@@ -86,13 +108,17 @@ def cmd_tune(a, cfg: Config, sess) -> int:
         raise RuntimeError(f"tuning job {name} ended {status}: nothing to promote")
     best, tuned = training.best_hyperparameters(sm, name)
     log.info("promoting %s's hyperparameters %s", best, tuned)
-    print(training.train(sess, cfg, training.plan(cfg, image, tuned, kind="final")))
+    final = training.plan(cfg, image, tuned, kind="final")
+    require_weights(ecr, image, final.hyperparameters)
+    print(training.train(sess, cfg, final))
     return 0
 
 
 def cmd_deploy(a, cfg: Config, sess) -> int:
     from orchestrate import deploy
 
+    if a.local:
+        return local_commands.deploy(a, cfg)
     sm = aws.client(sess, "sagemaker")
     model_data = a.model_data
     if not model_data:
@@ -109,6 +135,8 @@ def cmd_invoke(a, cfg: Config, sess) -> int:
     from orchestrate import deploy
 
     body = Path(a.image_file).read_bytes()
+    if a.local:
+        return local_commands.invoke(a, cfg, body)
     ctype, reply = deploy.invoke(aws.client(sess, "sagemaker-runtime"), cfg.deploy.endpoint_name, body,
                                  a.content_type, a.expected_quantity)
     print(reply.decode("utf-8", "replace"))
@@ -128,7 +156,10 @@ def cmd_report(a, cfg: Config, sess) -> int:
     from orchestrate import costs, deploy, report
 
     sm = aws.client(sess, "sagemaker")
-    if a.tuning_job:
+    if a.transform_job:
+        doc = report.transform_report(sm.describe_transform_job(TransformJobName=a.transform_job),
+                                      cfg.audit.hourly_price)
+    elif a.tuning_job:
         if a.rules:
             raise ConfigError("--rules evaluates one training job's tensors: give --training-job, not --tuning-job")
         doc = report.fetch_tuning(sm, a.tuning_job)
@@ -157,6 +188,9 @@ def cmd_teardown(a, cfg: Config, sess) -> int:
         print(f"{'would delete' if a.dry_run else 'delete'}\t{r.kind}\t{r.name}")
     if not found:
         print(f"nothing of stack {cfg.aws.stack!r} to delete")
+    for job in teardown.running_jobs(clients[0], cfg.aws.stack):
+        print(f"still running (not stopped)\t{job.kind}\t{job.name}\t"
+              f"aws sagemaker stop-transform-job --transform-job-name {job.name}")
     if not a.dry_run:
         teardown.delete(*clients, found)
     return 0
@@ -191,6 +225,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--instance-count", dest="train.instance_count", metavar="N")
     s.add_argument("--spot", dest="train.spot", choices=["true", "false"], help="managed spot on/off")
     s.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="a hyperparameter")
+    s.add_argument("--manifest", metavar="S3URI", help="one training channel from a manifest read in place "
+                                                        "(orchestrate manifest ...: training.manifest)")
+    s.add_argument("--local", action="store_true",
+                   help="train here with the SageMaker SDK's local mode (docker; no AWS account)")
+    s.add_argument("--data", metavar="DIR", help="--local: the training channel (default data.local_dir)")
+    s.add_argument("--local-root", default=LOCAL_ROOT, metavar="DIR", help="--local: one folder per job here")
 
     s = add("tune", help="start HPO over lr, batch-size, epochs")
     s.add_argument("--max-jobs", dest="tune.max_jobs", metavar="N")
@@ -201,7 +241,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--poll-seconds", type=float, default=30)
 
     s = add("deploy", help="model + endpoint config + endpoint from the serving image")
-    s.add_argument("--model-data", help="s3://.../model.tar.gz (default: the latest training job's)")
+    s.add_argument("--model-data", help="s3://.../model.tar.gz (default: the latest training job's); "
+                                        "--local: a model.tar.gz or model folder (default: the newest local one)")
+    s.add_argument("--local", action="store_true",
+                   help="serve here with the SageMaker SDK's local mode until Ctrl-C / SIGTERM")
+    s.add_argument("--port", type=int, default=8080, help="--local: the endpoint's port")
+    s.add_argument("--local-root", default=LOCAL_ROOT, metavar="DIR", help="--local: where models and endpoints live")
     s.add_argument("--instance-type", dest="deploy.instance_type", metavar="TYPE")
     s.add_argument("--autoscaling-max", dest="deploy.autoscaling_max", metavar="N", help="max instances (0: no autoscaling)")
     s.add_argument("--poll-seconds", type=float, default=15)
@@ -210,12 +255,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("image_file")
     s.add_argument("--content-type", default="image/jpeg")
     s.add_argument("--expected-quantity", type=int)
+    s.add_argument("--local", action="store_true", help="the local endpoint of deploy --local")
+    s.add_argument("--port", type=int, default=8080, help="--local: its port")
 
     add("lambda", help="create or update the Lambda front door and its role")
 
-    s = add("report", help="status, metrics, spot saving of a training or tuning job")
+    audit_cli.add_parsers(add)
+
+    s = add("report", help="status, metrics, cost of a training, tuning or transform job")
     s.add_argument("--training-job", help="default: the stack's latest completed training job")
     s.add_argument("--tuning-job")
+    s.add_argument("--transform-job", help="an audit's Batch Transform job: status, instances, cost")
     s.add_argument("--rules", action="store_true",
                    help="evaluate our debugger rules (LossNotDecreasing, VanishingGradient, "
                         "PoorWeightInitialization, Overfit) on the job's smdebug tensors in S3")
@@ -227,7 +277,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy, "invoke": cmd_invoke,
-            "lambda": cmd_lambda, "report": cmd_report, "teardown": cmd_teardown}
+            "lambda": cmd_lambda, "report": cmd_report, "teardown": cmd_teardown, **audit_cli.COMMANDS}
 
 
 def main(argv: list[str] | None = None, session=None) -> int:
@@ -240,7 +290,7 @@ def main(argv: list[str] | None = None, session=None) -> int:
         cfg = load(a.config, overrides=a.set + a.sub_set + flags)
         sess = session or aws.session(cfg.aws.region)
         return COMMANDS[a.command](a, cfg, sess)
-    except (ConfigError, LookupError, RuntimeError, OSError, ClientError, BotoCoreError) as exc:
+    except (ConfigError, LookupError, RuntimeError, OSError, ClientError, BotoCoreError, ValueError) as exc:
         print(f"orchestrate {a.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -94,6 +94,17 @@ class CostsSection:
     # `make bench-serve` (README "Serving int8"); `measured` says where and when
     img_per_s: dict = field(default_factory=dict)
     measured: str = ""
+class AuditSection:
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    hourly_price: float = 0.115
+    max_concurrent_transforms: int = 0
+    max_payload_mb: int = 0
+    batch_strategy: str = ""
+    content_type: str = "image/jpeg"
+    invocations_timeout: int = 600
+    wait_seconds: int = 6 * 3600
+    recount_rows: int = 100
 
 
 @dataclass
@@ -118,6 +129,7 @@ class Config:
     train: TrainSection = field(default_factory=TrainSection)
     tune: TuneSection = field(default_factory=TuneSection)
     deploy: DeploySection = field(default_factory=DeploySection)
+    audit: AuditSection = field(default_factory=AuditSection)
     function: LambdaSection = field(default_factory=LambdaSection)
     costs: CostsSection = field(default_factory=CostsSection)
     source: str = "defaults"
@@ -151,7 +163,7 @@ class Config:
         setattr(section, parts[1], _coerce(dotted, raw, getattr(section, parts[1])))
 
 
-_SECTIONS = ("aws", "images", "data", "train", "tune", "deploy", "lambda", "costs")
+_SECTIONS = ("aws", "images", "data", "train", "tune", "deploy", "audit", "lambda", "costs")
 # ``lambda`` is a Python keyword, so its section lives in the ``function`` attribute.
 _ATTR = {"lambda": "function"}
 

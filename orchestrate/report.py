@@ -134,6 +134,25 @@ def fetch_tuning(sm, name: str) -> dict:
     return tuning_report(desc, [j for page in pages for j in page["TrainingJobSummaries"]])
 
 
+def transform_report(desc: dict, hourly_price: float) -> dict:
+    """From a DescribeTransformJob reply (an audit's job): what it read and wrote, and its cost."""
+    from orchestrate.audit_report import job_cost
+
+    cost = job_cost(desc, hourly_price, 0)
+    source = desc["TransformInput"]["DataSource"]["S3DataSource"]
+    return {
+        "transform_job": desc["TransformJobName"],
+        "status": desc["TransformJobStatus"],
+        "failure_reason": desc.get("FailureReason") or None,
+        "instance": f"{desc['TransformResources']['InstanceCount']} x {desc['TransformResources']['InstanceType']}",
+        "input": f"{source['S3Uri']} ({source['S3DataType']})",
+        "output": desc["TransformOutput"]["S3OutputPath"],
+        "instance_seconds": None if cost is None else cost.instance_seconds,
+        "cost": None if cost is None else round(cost.total, 4),
+        "hourly_price": hourly_price,
+    }
+
+
 def _seconds(value) -> str:
     return "n/a" if value is None else f"{value} s"
 
@@ -149,6 +168,14 @@ def render(report: dict) -> str:
             lines.append(f"{value:>10}  {row['status']:<10} {row['training_job']} "
                          f"{json.dumps(row['hyperparameters'], sort_keys=True)}")
         return "\n".join(lines)
+    if "transform_job" in report:
+        cost = "n/a" if report["cost"] is None else (f"${report['cost']:.4f} ({report['instance_seconds']:,.0f} "
+                                                     f"instance-seconds x ${report['hourly_price']}/h)")
+        return "\n".join([f"transform job {report['transform_job']}: {report['status']}"
+                          + (f" ({report['failure_reason']})" if report["failure_reason"] else ""),
+                          f"instances: {report['instance']}, cost: {cost}",
+                          f"input: {report['input']}", f"output: {report['output']}",
+                          "the audit's report: orchestrate audit --job " + report["transform_job"]])
     saving = report["spot_saving_percent"]
     lines = [f"training job {report['training_job']}: {report['status']}"
              + (f" ({report['failure_reason']})" if report["failure_reason"] else ""),

@@ -1,8 +1,9 @@
 """``orchestrate teardown``: delete what orchestrate created for one stack, nothing else.
 
 A resource qualifies only when it carries both tags ``bincounter:managed-by =
-orchestrate`` and ``bincounter:stack = STACK``. Training and tuning jobs stay
-(they cannot be deleted and cost nothing once finished); S3 data stays.
+orchestrate`` and ``bincounter:stack = STACK``. Training, tuning and transform
+jobs stay (they cannot be deleted and cost nothing once finished; a running
+audit's transform job is named so it can be stopped); S3 data stays.
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ def find(sm, lam, iam, autoscaling, stack: str) -> list[Resource]:
             if is_ours(iam.list_role_tags(RoleName=r["RoleName"])["Tags"], stack):
                 out.append(Resource("iam-role", r["RoleName"]))
     return out
+
+
+def running_jobs(sm, stack: str) -> list[Resource]:
+    """The stack's transform jobs (audits) still running: listed, never stopped (like training jobs)."""
+    found = []
+    for page in sm.get_paginator("list_transform_jobs").paginate(StatusEquals="InProgress"):
+        for job in page["TransformJobSummaries"]:
+            if is_ours(sm.list_tags(ResourceArn=job["TransformJobArn"]).get("Tags", []), stack):
+                found.append(Resource("transform-job", job["TransformJobName"]))
+    return found
 
 
 def delete(sm, lam, iam, autoscaling, resources: list[Resource]) -> None:

@@ -53,6 +53,8 @@ class JobPlan:
     image: str
     channels: dict[str, str]
     hyperparameters: dict[str, str]
+    # ManifestFile: each channel URI is a manifest naming objects read in place (orchestrate.manifest)
+    channel_type: str = "S3Prefix"
 
 
 def channel_uris(cfg: Config) -> dict[str, str]:
@@ -60,10 +62,15 @@ def channel_uris(cfg: Config) -> dict[str, str]:
     return {name: f"{cfg.s3_base}/channels/{name}/" for name in CHANNEL_NAMES}
 
 
-def plan(cfg: Config, image: str, hyperparameters: dict | None = None, kind: str = "train") -> JobPlan:
+def plan(cfg: Config, image: str, hyperparameters: dict | None = None, kind: str = "train",
+         manifest_uri: str = "") -> JobPlan:
+    """``manifest_uri``: one ``training`` channel from a manifest (validation and test are then
+    carved from it by the training code's seeded split) instead of ``orchestrate data``'s channels."""
     hps = {**cfg.train.hyperparameters, **(hyperparameters or {})}
-    return JobPlan(name=unique_name(cfg.aws.stack, kind), image=image,
-                   channels=channel_uris(cfg), hyperparameters={k: str(v) for k, v in hps.items()})
+    channels = {"training": manifest_uri} if manifest_uri else channel_uris(cfg)
+    return JobPlan(name=unique_name(cfg.aws.stack, kind), image=image, channels=channels,
+                   hyperparameters={k: str(v) for k, v in hps.items()},
+                   channel_type="ManifestFile" if manifest_uri else "S3Prefix")
 
 
 def _stopping(cfg: Config) -> StoppingCondition:
@@ -112,7 +119,7 @@ def training_job_args(cfg: Config, p: JobPlan) -> dict:
             metric_definitions=[MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in METRIC_DEFINITIONS]),
         hyper_parameters=p.hyperparameters,
         input_data_config=[Channel(channel_name=name, data_source=DataSource(s3_data_source=S3DataSource(
-            s3_data_type="S3Prefix", s3_uri=uri, s3_data_distribution_type="FullyReplicated")))
+            s3_data_type=p.channel_type, s3_uri=uri, s3_data_distribution_type="FullyReplicated")))
             for name, uri in p.channels.items()],
         output_data_config=OutputDataConfig(s3_output_path=f"{cfg.s3_base}/output"),
         resource_config=ResourceConfig(instance_type=t.instance_type, instance_count=t.instance_count,

@@ -10,7 +10,8 @@ import pytest
 
 from bincounter.labels import CountRange
 from bincounter.metadata import read_expected_quantity, scan_dataset
-from bincounter.modelcard import ModelCard, ModelCardError, VerificationThresholds
+from bincounter.modelcard import ModelCard, ModelCardError
+from bincounter.verification import Thresholds
 from bincounter.preprocess import PreprocessSpec
 from bincounter.synth import generate
 
@@ -35,9 +36,12 @@ def test_torch_free_core_modules_do_not_import_torch():
 
 def test_model_card_round_trips_and_rejects_foreign_schemas(tmp_path):
     card = ModelCard(classes=[1, 2, 3, 4, 5], preprocess=PreprocessSpec(112), arch="resnet18",
-                     verification=VerificationThresholds(0.7, 0.05))
+                     verification=Thresholds(None, 0.05), calibration={"temperature": 1.7},
+                     operating_point={"targets": {"max_false_match": 0.01, "max_false_mismatch": 0.05},
+                                      "measured": {"test": {"false_match_rate": 0.0, "false_match_n": 300}}})
     card.write(tmp_path)
     assert ModelCard.read(tmp_path) == card
+    assert json.loads((tmp_path / "model.json").read_text())["verification"]["match_at"] is None
     doc = json.loads((tmp_path / "model.json").read_text())
     doc["schema_version"] = 99
     (tmp_path / "model.json").write_text(json.dumps(doc))
@@ -45,10 +49,19 @@ def test_model_card_round_trips_and_rejects_foreign_schemas(tmp_path):
         ModelCard.read(tmp_path)
 
 
+def test_a_version_1_card_still_serves_with_its_thresholds(tmp_path):
+    doc = {"schema_version": 1, "classes": [1, 2, 3, 4, 5], "arch": "resnet18",
+           "preprocess": PreprocessSpec(64).to_dict(), "onnx": {"file": "model.onnx"},
+           "verification": {"match_at": 0.6, "mismatch_at": 0.2}}
+    (tmp_path / "model.json").write_text(json.dumps(doc))
+    card = ModelCard.read(tmp_path)
+    assert card.verification == Thresholds(0.6, 0.2) and card.operating_point == {} and card.calibration == {}
+
+
 @pytest.mark.parametrize("p, verdict", [(0.9, "match"), (0.5, "match"), (0.3, "review"),
                                         (0.1, "mismatch"), (0.0, "mismatch")])
 def test_verification_verdicts_follow_the_thresholds(p, verdict):
-    assert VerificationThresholds(match_at=0.5, mismatch_at=0.1).verdict(p) == verdict
+    assert Thresholds(match_at=0.5, mismatch_at=0.1).verdict(p) == verdict
 
 
 def test_synthetic_bins_follow_the_abid_layout_and_schema(tmp_path):

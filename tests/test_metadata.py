@@ -80,3 +80,17 @@ def test_nothing_usable_fails_with_the_reason(tmp_path):
         scan_dataset(tmp_path)
     with pytest.raises(NoUsableDataError, match="neither an ABID layout"):
         scan_dataset(tmp_path / "metadata")
+
+
+def test_a_manifest_channel_in_the_buckets_own_layout_is_read(abid_sample, tmp_path):
+    """A training manifest over s3://aft-vbi-pds/ delivers bin-images/<id>.jpg + metadata/<id>.json."""
+    channel = tmp_path / "training"
+    (channel / "bin-images").mkdir(parents=True)
+    (channel / "metadata").mkdir()
+    ids = ["00017", "100", "00004"]
+    for i in ids:
+        shutil.copy(abid_sample / "images" / f"{i}.jpg", channel / "bin-images")
+        shutil.copy(abid_sample / "metadata" / f"{i}.json", channel / "metadata")
+    samples, report = scan_dataset(channel, CountRange(0, 200))
+    assert sorted(s.id for s in samples) == sorted(ids) and report.layout == "abid" and report.skipped == []
+    assert {s.image_path.parent.name for s in samples} == {"bin-images"}

@@ -24,7 +24,7 @@ def real_images(abid_sample):
 
 
 def test_training_dataset_and_serving_preprocess_give_identical_arrays(real_images):
-    dataset = BinDataset(real_images, PreprocessSpec(image_size=96), DEFAULT_RANGE)
+    dataset = BinDataset(real_images, PreprocessSpec(image_size=96), DEFAULT_RANGE.to_index)
     for i, sample in enumerate(real_images):
         x, y = dataset[i]
         served = preprocess_bytes(sample.image_path.read_bytes(), dataset.spec)
@@ -32,16 +32,19 @@ def test_training_dataset_and_serving_preprocess_give_identical_arrays(real_imag
         assert y == sample.count - 1
 
 
-def test_onnx_and_torch_agree_on_real_images(trained_model, real_images):
+def test_onnx_probabilities_are_the_torch_models_softmax_of_logits_over_t(trained_model, real_images):
+    """The served graph holds the calibration: probabilities = softmax(logits / T), T from model.json."""
     card = ModelCard.read(trained_model)
+    temperature = card.calibration["temperature"]
+    assert temperature != 1.0  # a fitted value, or this test could not tell T was applied
     model = build_model(card.arch, len(card.classes), pretrained=False)
     model.load_state_dict(torch.load(trained_model / "model.pth", weights_only=True))
     model.eval()
     batch = np.stack([preprocess_bytes(s.image_path.read_bytes(), card.preprocess) for s in real_images])
     with torch.no_grad():
-        expected = torch.softmax(model(torch.from_numpy(batch)), 1).numpy()
+        expected = torch.softmax(model(torch.from_numpy(batch)) / temperature, 1).numpy()
     session = ort.InferenceSession(str(trained_model / card.onnx_file), providers=["CPUExecutionProvider"])
     got = session.run([ONNX_OUTPUT], {ONNX_INPUT: batch})[0]
     assert got.shape == (len(real_images), 5)
-    assert np.abs(got - expected).max() <= 1e-4
+    assert np.abs(got - expected).max() <= 1e-5
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)

@@ -10,6 +10,7 @@ import pytest
 
 from bincounter.modelcard import ModelCard
 from bincounter.training.metriclog import METRIC_DEFINITIONS
+from bincounter.verification import upper_bound
 from toolkit_helpers import make_opt_ml, run_toolkit_train
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,27 @@ def test_model_dir_holds_the_three_files_that_describe_each_other(finished_run):
     # quantize=false (the test tree's setting): no int8 twin, and the card serves fp32
     assert not (model_dir / "model.int8.onnx").exists()
     assert card.onnx_file == "model.onnx" and card.quantization == {}
+
+
+def test_model_json_carries_the_temperature_and_thresholds_that_meet_the_targets_on_validation(finished_run):
+    base, _ = finished_run
+    card = ModelCard.read(base / "model")
+    assert card.calibration["temperature"] > 0
+    assert card.calibration["test_ece_before"] >= 0 and card.calibration["test_ece_after"] >= 0
+    op = card.operating_point
+    assert op["targets"] == {"max_false_match": 0.2, "max_false_mismatch": 0.2}  # the fixture's
+    assert card.verification.match_at is not None and card.verification.mismatch_at is not None
+    val, test = op["measured"]["validation"], op["measured"]["test"]
+    # met at the one-sided 95 % bound, so the point rates are well inside the targets
+    for rate, n, target in (("false_match_rate", "false_match_n", 0.2),
+                            ("false_mismatch_rate", "false_mismatch_n", 0.2)):
+        assert upper_bound(round(val[rate] * val[n]), val[n]) <= target
+        assert 0 <= test[rate] <= 1 and test[n] > 0
+    assert 0 < test["auto_share"] <= 1 and set(test["per_expected"]) == {"1", "2", "3", "4", "5"}
+    report = (base / "output" / "data" / "evaluation.md").read_text()
+    assert "## Verdicts" in report and "## Calibration" in report
+    for png in ("reliability_diagram.png", "coverage_risk.png"):
+        assert (base / "output" / "data" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_every_documented_metric_regex_parses_the_log(finished_run):

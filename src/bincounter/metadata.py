@@ -70,8 +70,8 @@ def parse_expected_quantity(raw: bytes | str) -> int:
     a non-negative whole number (``true`` or ``3.0`` are not counts)."""
     try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MetadataError(f"unreadable metadata JSON: {exc}") from exc
+    except ValueError as exc:  # bad UTF-8, bad JSON, an integer literal of over 4300 digits
+        raise MetadataError(f"unreadable metadata JSON: {str(exc)[:200]}") from exc
     if not isinstance(doc, dict) or "EXPECTED_QUANTITY" not in doc:
         raise MetadataError("metadata JSON has no EXPECTED_QUANTITY")
     qty = doc["EXPECTED_QUANTITY"]

@@ -60,3 +60,19 @@ def evaluate_counts(true_counts, pred_counts, counts: list[int]) -> Evaluation:
                       rmse=float(np.sqrt((err ** 2).mean())), n=int(t.size),
                       per_class=per_class, confusion=confusion.tolist())
 
+
+
+def reliability(probabilities: np.ndarray, labels_index: np.ndarray, bins: int = 15) -> list[dict]:
+    """Top-1 confidence in ``bins`` equal-width bins: each bin's mean confidence, accuracy and n."""
+    p = np.asarray(probabilities, np.float64)
+    confidence, correct = p.max(1), p.argmax(1) == np.asarray(labels_index)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    return [{"confidence": float(confidence[which == b].mean()), "accuracy": float(correct[which == b].mean()),
+             "n": int((which == b).sum())} for b in range(bins) if (which == b).any()]
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels_index: np.ndarray, bins: int = 15) -> float:
+    """ECE: the n-weighted mean gap between confidence and accuracy over ``bins`` bins."""
+    table = reliability(probabilities, labels_index, bins)
+    n = sum(b["n"] for b in table)
+    return float(sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in table) / n)

@@ -2,20 +2,30 @@
 
 Written by training next to ``model.onnx``; read by serving. The ONNX graph
 takes ``input`` (float32, N x 3 x S x S, preprocessed by
-``bincounter.preprocess``) and returns ``probabilities`` (N x classes), so a
-server needs no knowledge of the training head (softmax or ordinal).
+``bincounter.preprocess``) and returns calibrated ``probabilities``
+(N x classes, the temperature already inside the graph), so a server needs no
+knowledge of the training head (softmax or ordinal).
+
+``verification`` holds the verdict thresholds (``bincounter.verification``)
+and, for a model trained to targets, the operating point they were chosen
+for: the targets, the method, notes, and the rates measured on the
+validation and test splits, each with its n. ``calibration`` records the
+temperature and what it did.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bincounter.labels import CountRange
 from bincounter.preprocess import PreprocessSpec
+from bincounter.verification import Thresholds
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# version 1 (before calibration and operating points) still serves, with its thresholds
+READABLE_VERSIONS = (1, 2)
 MODEL_JSON = "model.json"
 MODEL_ONNX = "model.onnx"
 # the static int8 twin training writes beside model.onnx (bincounter.training.quantize)
@@ -30,34 +40,14 @@ class ModelCardError(ValueError):
 
 
 @dataclass(frozen=True)
-class VerificationThresholds:
-    """Verdict on "does the bin hold the expected quantity?".
-
-    p = the model's probability of the expected count. ``match`` when
-    p >= match_at, ``mismatch`` when p <= mismatch_at, ``review`` between:
-    the uncertain middle goes to a person instead of being guessed.
-    """
-    match_at: float = 0.5
-    mismatch_at: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.mismatch_at < self.match_at <= 1.0:
-            raise ValueError(f"need 0 <= mismatch_at < match_at <= 1, got {self}")
-
-    def verdict(self, p: float) -> str:
-        if p >= self.match_at:
-            return "match"
-        if p <= self.mismatch_at:
-            return "mismatch"
-        return "review"
-
-
-@dataclass(frozen=True)
 class ModelCard:
     classes: list[int]
     preprocess: PreprocessSpec
     arch: str
-    verification: VerificationThresholds = field(default_factory=VerificationThresholds)
+    verification: Thresholds = field(default_factory=Thresholds)
+    # targets, method, notes, measured rates; empty for thresholds nobody measured
+    operating_point: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)
     onnx_file: str = MODEL_ONNX
     metrics: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
@@ -77,7 +67,9 @@ class ModelCard:
             "arch": self.arch,
             "preprocess": self.preprocess.to_dict(),
             "onnx": {"file": self.onnx_file, "input": ONNX_INPUT, "output": ONNX_OUTPUT},
-            "verification": asdict(self.verification),
+            "verification": {"match_at": self.verification.match_at,
+                             "mismatch_at": self.verification.mismatch_at, **self.operating_point},
+            "calibration": self.calibration,
             "metrics": self.metrics,
             "versions": self.versions,
             "training": self.training,
@@ -91,15 +83,18 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelCard":
-        if d.get("schema_version") != SCHEMA_VERSION:
+        if d.get("schema_version") not in READABLE_VERSIONS:
             raise ModelCardError(f"unsupported model.json schema_version {d.get('schema_version')!r}")
         try:
             classes = [int(c) for c in d["classes"]]
             if classes != list(range(classes[0], classes[0] + len(classes))):
                 raise ModelCardError(f"classes must be consecutive counts: {classes}")
+            verification = dict(d.get("verification", {}))
+            thresholds = Thresholds(**{k: verification.pop(k) for k in ("match_at", "mismatch_at")
+                                       if k in verification})
             return cls(classes=classes, preprocess=PreprocessSpec.from_dict(d["preprocess"]),
-                       arch=str(d["arch"]),
-                       verification=VerificationThresholds(**d.get("verification", {})),
+                       arch=str(d["arch"]), verification=thresholds, operating_point=verification,
+                       calibration=d.get("calibration", {}),
                        onnx_file=d.get("onnx", {}).get("file", MODEL_ONNX),
                        metrics=d.get("metrics", {}), versions=d.get("versions", {}),
                        training=d.get("training", {}), quantization=d.get("quantization", {}))

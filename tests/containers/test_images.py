@@ -14,11 +14,15 @@ def test_training_image_built_offline_carries_the_toolkit_contract(training_imag
     config = image_config(training_image)
     env = dict(e.split("=", 1) for e in config["Env"])
     assert env["SAGEMAKER_PROGRAM"] == "train.py"
-    assert env["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] == "python"
+    # the protobuf runtime is chosen by bincounter.training itself, not by the image
+    assert "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION" not in env
     assert env["PATH"].startswith("/opt/venv/bin:")
     # `docker run IMAGE train`: the PID-1-safe launcher runs the toolkit's train
     assert config["Entrypoint"] == ["python", "-m", "bincounter.training.launch"]
     assert config["Cmd"] == ["train"]
+    # built offline (PRETRAINED_WEIGHTS=0), and it says so: orchestrate reads these labels
+    assert config["Labels"]["bincounter.pretrained-weights"] == "0"
+    assert config["Labels"]["bincounter.pretrained-archs"].split() == ["resnet50", "resnet18"]
     # the toolkit's `train` and our entry script are where SageMaker looks for them
     docker("run", "--rm", "--network", "none", training_image,
            "sh", "-c", "command -v train && test -f /opt/ml/code/train.py")

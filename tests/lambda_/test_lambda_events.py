@@ -80,7 +80,8 @@ BAD = [
     ("binary sent as text", _text_body(), 400, "binary media types"),
     ("quantity not a number", {"image_b64": "/9j/", "expected_quantity": "three"}, 400, "whole number"),
     ("quantity a boolean", {"image_b64": "/9j/", "expected_quantity": True}, 400, "whole number"),
-    ("negative quantity", {"image_b64": "/9j/", "expected_quantity": -1}, 400, ">= 0"),
+    ("negative quantity", {"image_b64": "/9j/", "expected_quantity": -1}, 400, "0..999999999"),
+    ("quantity of 5000 digits", {"image_b64": "/9j/", "expected_quantity": "9" * 5000}, 400, "whole number"),
     ("both inputs", {"image_b64": "/9j/", "s3_uri": "s3://b/k"}, 400, "not both"),
     ("s3 uri without key", {"s3_uri": "s3://bucket-only"}, 400, "s3://bucket/key"),
     ("unknown event", {"Records": [{"eventSource": "aws:sqs"}]}, 400, "unsupported event"),
@@ -89,6 +90,20 @@ BAD = [
     ("text/plain body", _with("function-url", headers={"content-type": "text/plain"}), 415, "Content-Type"),
     ("bad JSON body", _with("apigw-http-v2", body="{", isBase64Encoded=False,
                             headers={"content-type": "application/json"}), 400, "not valid JSON"),
+    # each of these was a 500 "internal error" before
+    ("headers not an object", _with("apigw-rest-v1", headers="image/jpeg"), 400, "headers must be an object"),
+    ("query parameters not an object", _with("function-url", queryStringParameters=["expected_quantity", 3]),
+     400, "queryStringParameters must be an object"),
+    ("method not a string", _with("apigw-rest-v1", httpMethod=["POST"]), 400, "httpMethod must be a string"),
+    ("JSON body marked base64 that is not", _with("apigw-http-v2", body='{"image_b64": "x"}', isBase64Encoded=True,
+                                                  headers={"content-type": "application/json"}),
+     400, "body (marked base64) is not valid base64"),
+    ("body not a string", _with("function-url", body={"image_b64": "/9j/"}), 400, "body must be a string"),
+    ("isBase64Encoded not a boolean", _with("function-url", isBase64Encoded="yes"), 400, "true or false"),
+    ("JSON body nested 100,000 deep", _with("apigw-http-v2", body="[" * 100_000, isBase64Encoded=False,
+                                            headers={"content-type": "application/json"}), 400, "levels deep"),
+    ("content_type with a line break", {"image_b64": "/9j/", "content_type": "image/jpeg\r\nX-Evil: 1"},
+     415, "unsupported Content-Type"),
 ]
 
 

@@ -1,16 +1,10 @@
-"""A real moto server on loopback for orchestrate's tests, and the AWS env pointing at it.
-
-botocore validates every request's parameters before it is sent (on by
-default; nothing here turns it off), so a request it rejects raises
-ParamValidationError and fails the test. ``api_calls`` records every request
-that passed validation, to show which ones were made.
-"""
+"""orchestrate's test set-up on the root ``aws`` fixture (a moto server on loopback):
+configs for a test stack and the public ABID bucket seeded in moto."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,44 +12,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-
-REGION = "us-east-1"
-ROLE_ARN = "arn:aws:iam::123456789012:role/bincounter-sagemaker"
-
-
-@pytest.fixture
-def aws(moto_server, monkeypatch, tmp_path):
-    """Fresh moto state; env with fake credentials and the endpoint; a session recording calls."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).close()
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "ORCHESTRATE_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    # moto has no iam:SimulatePrincipalPolicy, which ModelTrainer uses to check the role.
-    monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
-    sess = boto3.Session(region_name=REGION)
-    calls: list[tuple[str, str, dict]] = []
-
-    def stash(params, context, **_):
-        context["api_params"] = dict(params)
-
-    def record(model, context, **_):
-        calls.append((model.service_model.service_name, model.name, context.get("api_params", {})))
-
-    sess.events.register("before-parameter-build.*.*", stash)
-    # 'before-call' fires after botocore's parameter validation passed, just before sending.
-    sess.events.register("before-call.*.*", record)
-    sess.api_calls = calls
-    return sess
-
-
-def ops(sess) -> list[str]:
-    return [f"{service}:{op}" for service, op, _ in sess.api_calls]
+from aws_helpers import REGION, ROLE_ARN
 
 
 @pytest.fixture
@@ -128,3 +85,46 @@ def source_bucket(aws, abid_objects) -> dict[str, bytes]:
 def diverging_trial(diverging_run) -> Path:
     """The lr 10 run's smdebug trial folder: what SageMaker would have uploaded."""
     return diverging_run[0] / "output" / "tensors"
+
+
+LAYER_BLOBS = "moto-ecr-blobs"
+
+
+@pytest.fixture
+def push_training_image(aws, monkeypatch):
+    """``push(labels, tag)``: an image in moto's ECR whose config carries ``labels``; its URI.
+
+    moto stores manifests (PutImage, BatchGetImage) but not blobs, and has no
+    GetDownloadUrlForLayer. The set-up fills that gap the way ECR does: the config
+    blob sits in (moto's) S3 and GetDownloadUrlForLayer answers a presigned URL for it."""
+    from moto.core.responses import ActionResult
+    from moto.ecr.responses import ECRResponse
+
+    s3 = boto3.client("s3", region_name=REGION)  # not the recorded session: set-up only
+    s3.create_bucket(Bucket=LAYER_BLOBS)
+
+    def get_download_url_for_layer(self):
+        digest = self._get_param("layerDigest")
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": LAYER_BLOBS, "Key": digest})
+        return ActionResult({"downloadUrl": url, "layerDigest": digest})
+
+    monkeypatch.setattr(ECRResponse, "get_download_url_for_layer", get_download_url_for_layer)
+    ecr = boto3.client("ecr", region_name=REGION)
+
+    def push(labels: dict[str, str] | None, tag: str = "latest", repo: str = "bincounter-training") -> str:
+        try:
+            ecr.create_repository(repositoryName=repo)
+        except ecr.exceptions.RepositoryAlreadyExistsException:
+            pass
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "config": {"Labels": labels, "Env": ["PATH=/opt/venv/bin"]}}).encode()
+        digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        s3.put_object(Bucket=LAYER_BLOBS, Key=digest, Body=config)
+        manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                    "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                               "size": len(config), "digest": digest}, "layers": []}
+        ecr.put_image(repositoryName=repo, imageManifest=json.dumps(manifest), imageTag=tag)
+        uri = ecr.describe_repositories(repositoryNames=[repo])["repositories"][0]["repositoryUri"]
+        return f"{uri}:{tag}"
+
+    return push

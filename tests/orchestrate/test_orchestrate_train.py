@@ -119,8 +119,10 @@ def test_tune_searches_exactly_the_seed_ranges_for_validation_accuracy(aws, make
     assert _tags(sm, desc["HyperParameterTuningJobArn"])[STACK_KEY] == "t1"
 
 
-def test_tune_promote_trains_the_best_jobs_hyperparameters_with_the_image_from_ecr(aws, make_cfg, tmp_path):
-    repo = aws.client("ecr").create_repository(repositoryName="bincounter-training")["repository"]
+def test_tune_promote_trains_the_best_jobs_hyperparameters_with_the_image_from_ecr(aws, make_cfg, tmp_path,
+                                                                                    push_training_image):
+    image = push_training_image({"bincounter.pretrained-weights": "1",
+                                 "bincounter.pretrained-archs": "resnet50 resnet18"}, tag="v7")
     config = tmp_path / "orchestrate.toml"
     config.write_text('[aws]\nrole_arn = "arn:aws:iam::123456789012:role/x"\nbucket = "models"\n'
                       'stack = "t2"\n[images]\ntag = "v7"\n')
@@ -133,4 +135,26 @@ def test_tune_promote_trains_the_best_jobs_hyperparameters_with_the_image_from_e
     job = sm.describe_training_job(TrainingJobName=final["TrainingJobName"])
     # moto reports a placeholder best job; whatever it reports is what gets promoted.
     assert job["HyperParameters"] == best["TunedHyperParameters"]
-    assert job["AlgorithmSpecification"]["TrainingImage"] == f"{repo['repositoryUri']}:v7"
+    assert job["AlgorithmSpecification"]["TrainingImage"] == image
+
+
+def test_train_reads_one_training_channel_from_a_manifest_over_the_public_bucket(aws, capsys,
+                                                                                push_training_image):
+    from orchestrate import manifest
+
+    image = push_training_image({"bincounter.pretrained-weights": "1",
+                                 "bincounter.pretrained-archs": "resnet50 resnet18"})
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="models")
+    built = manifest.build("aft-vbi-pds", ["00004", "00017", "1000"])
+    uri = manifest.upload(s3, {"training": built["training"]}, "models", "exp1/manifests/abid")["training"]
+    settings = ["--set", "aws.role_arn=arn:aws:iam::123456789012:role/x", "--set", "aws.bucket=models",
+                "--set", "aws.prefix=exp1", "--set", f"images.training_image={image}"]
+    assert cli.main([*settings, "train", "--manifest", uri], session=aws) == 0
+    job = aws.client("sagemaker").describe_training_job(TrainingJobName=capsys.readouterr().out.strip())
+    assert job["InputDataConfig"] == [{"ChannelName": "training", "DataSource": {"S3DataSource": {
+        "S3DataType": "ManifestFile", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}}}]
+    # the public bucket is in us-east-1: a job elsewhere could not read it, so none is started
+    assert cli.main([*settings, "--set", "aws.region=eu-west-1", "train", "--manifest", uri], session=aws) == 1
+    assert "eu-west-1" in capsys.readouterr().err
+    assert len(aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == 1

@@ -1,20 +1,18 @@
-"""Helpers for the serving tests: the OpenAPI check every response goes through,
-and generated images (good and hostile). A real ``serve`` process on loopback
-comes from ``devtools.local_serve``."""
+"""Helpers for the serving tests: the OpenAPI check every response goes through, and
+raw HTTP. A real ``serve`` process on loopback comes from ``devtools.local_serve``, the
+hostile images from ``devtools.hostile_images``."""
 
 from __future__ import annotations
 
-import io
 import json
-import struct
+import socket
 import urllib.error
 import urllib.request
-import zlib
 from dataclasses import dataclass
+from http.client import HTTPResponse
 from importlib import resources
 
 from openapi_schema_validator import OAS31Validator
-from PIL import Image
 
 OPENAPI = json.loads(resources.files("bincounter.serving").joinpath("openapi.json").read_text())
 
@@ -31,7 +29,7 @@ def check_openapi(path: str, method: str, status: int, content_type: str | None,
     assert mimetype in content, f"{method} {path} -> {status} as {mimetype!r} is not in openapi.json"
     if mimetype == "application/jsonlines":
         docs = [json.loads(line) for line in body.decode().splitlines()]
-        schema = {"$ref": "#/components/schemas/Prediction"}
+        schema = {"$ref": "#/components/schemas/Record"}
     else:
         docs = [json.loads(body)]
         schema = content[mimetype]["schema"]
@@ -65,24 +63,18 @@ def http(url: str, path: str, body: bytes | None = None, headers: dict | None = 
     return reply
 
 
-def encode(image: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A well-formed PNG header (valid CRC) that declares width x height, plus a tiny IDAT."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
-
-
-def jpeg_bomb(side: int = 8000) -> bytes:
-    """A real, complete JPEG of side x side pixels that compresses to a few hundred KB."""
-    return encode(Image.new("L", (side, side), 128), "JPEG", quality=10)
+def raw_http(url: str, request: bytes, path: str = "/invocations", method: str = "POST",
+             timeout: float = 30.0) -> Reply:
+    """Send ``request`` byte for byte (what urllib refuses to send); the reply is checked
+    against openapi.json as ``method path``."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        r = HTTPResponse(sock)
+        r.begin()
+        reply = Reply(r.status, r.headers.get("Content-Type"), r.read(), dict(r.headers))
+    check_openapi(path, method, reply.status, reply.content_type, reply.body)
+    return reply
 
 
 def call(client, path: str, body: bytes | None = None, headers: dict | None = None) -> Reply:

@@ -11,12 +11,13 @@ import shutil
 
 import pytest
 from PIL import Image
-from serving_helpers import OPENAPI, call, encode, loaded_app
+from serving_helpers import OPENAPI, call, loaded_app
 
 from bincounter.modelcard import ModelCard
 from bincounter.serving.app import create_app
 from bincounter.serving.handler import Instance, ModelHandler
 from bincounter.serving.settings import ServeSettings
+from devtools.hostile_images import encode
 
 pytestmark = pytest.mark.slow  # the session's model is trained by the toolkit
 

@@ -11,12 +11,19 @@ from openapi_spec_validator import validate as validate_openapi_spec
 from serving_helpers import OPENAPI
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
-from bincounter.modelcard import ModelCardError, VerificationThresholds
+from bincounter.modelcard import ModelCardError
 from bincounter.preprocess import ImageDecodeError, ImageTooLargeError
 from bincounter.serving.codec import quantity_from_attributes
-from bincounter.serving.errors import (BadRequest, ModelNotReady, NotAcceptable, UnsupportedContentType,
-                                       error_message, status_for)
+from bincounter.serving.errors import (
+    BadRequest,
+    ModelNotReady,
+    NotAcceptable,
+    UnsupportedContentType,
+    error_message,
+    status_for,
+)
 from bincounter.serving.settings import ServeSettings, SettingsError
+from bincounter.verification import Thresholds
 
 
 def test_importing_the_server_does_not_import_torch():
@@ -84,8 +91,8 @@ def test_a_bad_setting_fails_naming_the_variable(env, named):
 
 
 def test_env_thresholds_override_model_json_and_are_checked_together():
-    card = VerificationThresholds(match_at=0.5, mismatch_at=0.1)
-    assert ServeSettings(match_at=0.9).thresholds(card) == VerificationThresholds(0.9, 0.1)
+    card = Thresholds(match_at=0.5, mismatch_at=0.1)
+    assert ServeSettings(match_at=0.9).thresholds(card) == Thresholds(0.9, 0.1)
     with pytest.raises(SettingsError, match="mismatch_at"):
         ServeSettings(mismatch_at=0.7).thresholds(card)
 

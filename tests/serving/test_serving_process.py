@@ -18,7 +18,7 @@ import pytest
 from serving_helpers import check_openapi, http
 
 from bincounter.modelcard import ModelCard
-from devtools.local_serve import SERVE, launch_serve, stop, wait_for_ping
+from devtools.local_serve import SERVE, launch_serve, start_serve, stop, wait_for_ping
 
 pytestmark = pytest.mark.slow
 
@@ -98,6 +98,39 @@ def test_sigterm_lets_an_in_flight_request_finish(trained_model, real_jpegs, tmp
     # workers exit cleanly: no C++ abort at interpreter shutdown (seen when the master
     # imported onnxruntime before forking)
     assert "SIGABRT" not in text and "terminate called" not in text, text[-2000:]
+
+
+def test_verdicts_follow_the_cards_thresholds_unless_the_environment_overrides_them(
+        trained_model, bin_jpegs, tmp_path):
+    """The override wins in every worker and is logged once, at start, by the master."""
+    card = ModelCard.read(trained_model)
+    asks = [(jpeg, expected) for jpeg in bin_jpegs.values() for expected in (1, 5)]
+
+    def verdicts(url: str) -> list[tuple[float, str]]:
+        out = []
+        for jpeg, expected in asks:
+            reply = http(url, "/invocations", jpeg, {"Content-Type": "image/jpeg",
+                                                     "X-Amzn-SageMaker-Custom-Attributes": f"expected_quantity={expected}"})
+            v = reply.json()["verification"]
+            out.append((v["match_probability"], v["verdict"]))
+        return out
+
+    proc, url = start_serve(trained_model, tmp_path / "card.log")
+    try:
+        from_card = verdicts(url)
+    finally:
+        stop(proc)
+    assert all(verdict == card.verification.verdict(p) for p, verdict in from_card)
+    assert {v for _, v in from_card} != {"review"}  # so the override below changes something
+    log = tmp_path / "override.log"
+    proc, url = start_serve(trained_model, log, MODEL_SERVER_WORKERS="2",
+                            BINCOUNTER_VERIFY_MATCH_AT="1", BINCOUNTER_VERIFY_MISMATCH_AT="0")
+    try:
+        overridden = verdicts(url)
+    finally:
+        stop(proc)
+    assert [v for _, v in overridden] == ["review"] * len(asks)  # every p is strictly inside 0..1
+    assert log.read_text().count("BINCOUNTER_VERIFY_* replaces model.json's thresholds") == 1
 
 
 def test_the_platform_argument_serve_is_accepted(trained_model, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 
@@ -10,7 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+from bincounter.labels import CountRange
 from bincounter.modelcard import ModelCard
+from bincounter.split import read_manifest
+from bincounter.synth import generate
 from bincounter.training.data import EpochSampler
 from bincounter.training.recipe import CumulativeLogitHead, Head, augment_bin, ordinal_probabilities, warmup_cosine
 from toolkit_helpers import TINY, make_opt_ml, run_toolkit_train
@@ -103,3 +107,37 @@ def test_ordinal_head_trains_and_serves_class_probabilities_from_onnx(tmp_path, 
     x = np.random.default_rng(0).normal(size=(3, 3, 32, 32)).astype(np.float32)
     p = session.run(["probabilities"], {"input": x})[0]
     assert p.shape == (3, 5) and np.all(p >= 0) and np.allclose(p.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "ordinal"])
+def test_outside_counts_train_two_more_classes_and_serve_the_range_renormalised(kind):
+    head = Head(kind, count_range=CountRange(1, 5), outside=True)
+    assert head.outputs == 7 and [head.index(c) for c in (0, 1, 3, 5, 6, 40)] == [0, 1, 3, 5, 6, 6]
+    torch.manual_seed(0)
+    outputs = torch.randn(8, 7 if kind == "softmax" else 6)
+    served = head.probabilities(outputs)
+    full = head._probabilities(outputs)
+    assert served.shape == (8, 5) and torch.allclose(served.sum(1), torch.ones(8), atol=1e-6)
+    assert torch.allclose(served, full[:, 1:6] / full[:, 1:6].sum(1, keepdim=True))
+    with pytest.raises(ValueError, match="outside 1..5"):
+        Head(kind, count_range=CountRange(1, 5)).index(6)
+
+
+@pytest.mark.slow
+def test_photos_outside_the_range_train_extra_classes_and_the_model_still_serves_the_range(tmp_path):
+    import onnxruntime as ort
+
+    bins = generate(tmp_path / "bins", n=140, seed=0, size=32, min_count=1, max_count=7)  # 20 of each
+    base = make_opt_ml(tmp_path / "opt_ml", {"training": bins}, {**TINY, "epochs": "1", "outside-counts": "classes"})
+    proc = run_toolkit_train(base)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "train includes 40 photos with counts outside the range" in proc.stdout
+    split = read_manifest(base / "output" / "data" / "split.json")
+    counts = {json.loads((bins / "metadata" / f"{i}.json").read_text())["EXPECTED_QUANTITY"]: name
+              for name, ids in split.items() for i in ids if name != "train"}
+    assert set(counts) <= {1, 2, 3, 4, 5}  # validation and test hold only the served counts
+    card = ModelCard.read(base / "model")
+    assert card.classes == [1, 2, 3, 4, 5]
+    session = ort.InferenceSession(str(base / "model" / "model.onnx"), providers=["CPUExecutionProvider"])
+    p = session.run(["probabilities"], {"input": np.zeros((2, 3, 32, 32), np.float32)})[0]
+    assert p.shape == (2, 5) and np.allclose(p.sum(1), 1, atol=1e-5)

@@ -83,13 +83,22 @@ class ModelState:
         return self.handler
 
 
-def check_model_dir(settings: ServeSettings) -> None:
-    """Fail before any worker forks when model.json, the ONNX file or a threshold is wrong."""
+def check_model_dir(settings: ServeSettings) -> list[str]:
+    """Fail before any worker forks when model.json, the ONNX file or a threshold is wrong;
+    returns what the operator should read once: an override of a card's measured thresholds."""
     card = ModelCard.read(settings.model_dir)
-    settings.thresholds(card.verification)
+    thresholds = settings.thresholds(card.verification)
     if not (settings.model_dir / card.onnx_file).is_file():
         raise ModelCardError(f"{settings.model_dir / card.onnx_file} not found "
                              f"(SM_MODEL_DIR={settings.model_dir})")
+    if thresholds == card.verification or not card.operating_point:
+        return []
+    targets = card.operating_point.get("targets", {})
+    return [f"BINCOUNTER_VERIFY_* replaces model.json's thresholds (match_at {card.verification.match_at}, "
+            f"mismatch_at {card.verification.mismatch_at}, chosen for max-false-match "
+            f"{targets.get('max_false_match')} and max-false-mismatch {targets.get('max_false_mismatch')}) "
+            f"with match_at {thresholds.match_at}, mismatch_at {thresholds.mismatch_at}: the error rates "
+            "model.json states no longer describe these verdicts"]
 
 
 def load_handler(settings: ServeSettings) -> ModelHandler:
@@ -102,7 +111,8 @@ def create_app(settings: ServeSettings,
                on_load_failure: Callable[[BaseException], None] | None = None) -> Flask:
     """The WSGI app; starts loading the model at once (call it in each worker, after fork)."""
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # 6 MiB in real time; in Batch Transform the job's MaxPayloadInMB
+    max_body = app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     state = ModelState()
     app.extensions["bincounter.model"] = state
     openapi = resources.files(__package__).joinpath("openapi.json").read_bytes()
@@ -114,7 +124,7 @@ def create_app(settings: ServeSettings,
             "X-Amzn-SageMaker-Inference-Id") or ""
         g.request_id = _SAFE_ID.sub("", given)[:128] or uuid.uuid4().hex
         length = request.content_length
-        if length is not None and length > MAX_BODY_BYTES:
+        if length is not None and length > max_body:
             _drain(request.environ["wsgi.input"], min(length, DRAIN_LIMIT_BYTES))
             raise RequestEntityTooLarge()
 
@@ -133,7 +143,7 @@ def create_app(settings: ServeSettings,
         status = status_for(exc)
         if status >= 500 and status != 503:
             log.exception("request id=%s failed", g.get("request_id", "-"))
-        return {"error": error_message(exc, status)}, status
+        return {"error": error_message(exc, status, max_body)}, status
 
     @app.get("/ping")
     def ping():
@@ -153,9 +163,17 @@ def create_app(settings: ServeSettings,
         accept = request.accept_mimetypes if request.headers.get("Accept") else None
         mimetype = codec.response_type(accept, content_type)
         quantity = codec.quantity_from_attributes(request.headers.get(CUSTOM_ATTRIBUTES))
-        instances, single = codec.decode_request(content_type, request.get_data(cache=False), quantity)
-        predictions = handler.handle(instances)
+        records, single = codec.decode_request(content_type, request.get_data(cache=False), quantity,
+                                               isolate=settings.batch)
+        # Batch Transform writes no output for an input whose answer is not 2xx and fails the
+        # job; so in batch mode a bad record is answered with an error record, never a 4xx.
+        predictions = handler.handle_records(records) if settings.batch else handler.handle(records)
         return Response(codec.encode_response(predictions, single, mimetype), mimetype=mimetype)
+
+    @app.get("/execution-parameters")
+    def execution_parameters():
+        # asked by Batch Transform before the first invocation; a job's own values win
+        return settings.execution_parameters()
 
     @app.get("/openapi.json")
     def openapi_document():

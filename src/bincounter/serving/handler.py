@@ -15,21 +15,48 @@ from pathlib import Path
 
 import numpy as np
 
-from bincounter.modelcard import ONNX_INPUT, ONNX_OUTPUT, ModelCard, ModelCardError, VerificationThresholds
+from bincounter.modelcard import ONNX_INPUT, ONNX_OUTPUT, ModelCard, ModelCardError
+from bincounter.verification import Thresholds
 from bincounter.preprocess import (DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError,
                                    preprocess_bytes)
-from bincounter.serving.errors import BadRequest
+from bincounter.serving.errors import BadRequest, error_message, status_for
 
 log = logging.getLogger(__name__)
 # Bounds the float32 input tensor of one run (32 x 3 x 224 x 224 = 19 MB).
 MAX_RUN_BATCH = 32
+# What one bad record may cost in batch mode: its own answer, nothing else.
+_RECORD_ERRORS = (BadRequest, ImageDecodeError, ImageTooLargeError)
 
 
 @dataclass(frozen=True)
 class Instance:
-    """One image to count, and optionally the quantity the caller expects."""
+    """One image to count, optionally the quantity the caller expects, and the caller's
+    id for it (echoed on its answer); ``where`` names the record in error reasons."""
     image: bytes
     expected_quantity: int | None = None
+    id: str | int | None = None
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A batch record that could not be read into an Instance (bad JSON, no image, bad
+    base64, ...): its answer is an error record, with whatever id and quantity it had."""
+    error: Exception
+    id: str | int | None = None
+    expected_quantity: int | None = None
+
+
+def error_record(exc: Exception, record_id=None, expected_quantity: int | None = None) -> dict:
+    """Batch mode's answer for a record that cannot be counted: the reason and the status a
+    real-time call would have got, beside the record's id and expected quantity."""
+    status = status_for(exc)
+    out = {"error": error_message(exc, status), "status": status}
+    if record_id is not None:
+        out["id"] = record_id
+    if expected_quantity is not None:
+        out["expected_quantity"] = expected_quantity
+    return out
 
 
 def open_session(onnx_path: str | Path, intra_op_threads: int = 1):
@@ -55,7 +82,7 @@ def open_session(onnx_path: str | Path, intra_op_threads: int = 1):
 
 
 class ModelHandler:
-    def __init__(self, card: ModelCard, session, thresholds: VerificationThresholds,
+    def __init__(self, card: ModelCard, session, thresholds: Thresholds,
                  max_pixels: int = DEFAULT_MAX_PIXELS):
         self.card = card
         self.session = session
@@ -67,7 +94,7 @@ class ModelHandler:
         self._run_lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: str | Path, thresholds: VerificationThresholds | None = None,
+    def load(cls, model_dir: str | Path, thresholds: Thresholds | None = None,
              intra_op_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS) -> "ModelHandler":
         """Read model.json, open the ONNX file it names, check its signature and run one warm-up batch."""
         model_dir = Path(model_dir)
@@ -89,10 +116,12 @@ class ModelHandler:
     def check(self, instances: list[Instance]) -> None:
         """Reject bad expected quantities before any image is decoded."""
         for i, inst in enumerate(instances):
-            q = inst.expected_quantity
-            if q is not None and q not in self.classes:
-                raise BadRequest(f"instance {i}: expected_quantity {q} is outside the counts this "
-                                 f"model knows ({self.classes[0]}..{self.classes[-1]})")
+            self._check_quantity(inst.expected_quantity, f"instance {i}")
+
+    def _check_quantity(self, q: int | None, where: str) -> None:
+        if q is not None and q not in self.classes:
+            raise BadRequest(f"{where}: expected_quantity {q} is outside the counts this "
+                             f"model knows ({self.classes[0]}..{self.classes[-1]})")
 
     def preprocess(self, instances: list[Instance]) -> np.ndarray:
         """Image bytes -> float32 N x 3 x S x S, through the same function training used."""
@@ -103,7 +132,7 @@ class ModelHandler:
             except (ImageDecodeError, ImageTooLargeError) as exc:
                 if len(instances) == 1:
                     raise
-                raise type(exc)(f"instance {i}: {exc}") from exc
+                raise type(exc)(f"{inst.where or f'instance {i}'}: {exc}") from exc
         return np.stack(arrays)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -120,10 +149,11 @@ class ModelHandler:
         out = []
         for p, inst in zip(probs.astype(np.float64), instances):
             best = int(p.argmax())
-            pred = {"count": self.classes[best],
-                    "probabilities": {str(c): float(v) for c, v in zip(self.classes, p)},
-                    "expected_count": float(p @ counts),
-                    "confidence": float(p[best])}
+            pred = {"id": inst.id} if inst.id is not None else {}
+            pred["count"] = self.classes[best]
+            pred["probabilities"] = {str(c): float(v) for c, v in zip(self.classes, p)}
+            pred["expected_count"] = float(p @ counts)
+            pred["confidence"] = float(p[best])
             if inst.expected_quantity is not None:
                 match = float(p[self.classes.index(inst.expected_quantity)])
                 pred["verification"] = {"expected_quantity": inst.expected_quantity,
@@ -133,5 +163,38 @@ class ModelHandler:
         return out
 
     def handle(self, instances: list[Instance]) -> list[dict]:
+        """Real time: the first bad instance fails the whole request (a 4xx)."""
         self.check(instances)
         return self.postprocess(self.predict(self.preprocess(instances)), instances)
+
+    def handle_records(self, items: list[Instance | Rejected]) -> list[dict]:
+        """Batch mode: one answer per record, in order; a record that cannot be counted gets
+        an error record and the rest of the mini-batch is counted. Images are decoded and
+        run MAX_RUN_BATCH at a time, so a payload of many small images stays small in memory."""
+        answers: list[dict | None] = [None] * len(items)
+        ready: list[tuple[int, Instance, np.ndarray]] = []
+
+        def run() -> None:
+            probs = self.predict(np.stack([array for _, _, array in ready]))
+            for (i, inst, _), pred in zip(ready, self.postprocess(probs, [inst for _, inst, _ in ready])):
+                answers[i] = pred
+            ready.clear()
+
+        for i, item in enumerate(items):
+            if isinstance(item, Rejected):
+                answers[i] = error_record(item.error, item.id, item.expected_quantity)
+                continue
+            try:
+                self._check_quantity(item.expected_quantity, item.where or "record")
+                array = preprocess_bytes(item.image, self.card.preprocess, self.max_pixels)
+            except _RECORD_ERRORS as exc:
+                if item.where and not str(exc).startswith(item.where):
+                    exc = type(exc)(f"{item.where}: {exc}")
+                answers[i] = error_record(exc, item.id, item.expected_quantity)
+                continue
+            ready.append((i, item, array))
+            if len(ready) == MAX_RUN_BATCH:
+                run()
+        if ready:
+            run()
+        return answers

@@ -17,22 +17,24 @@ from bincounter.preprocess import ImageDecodeError, PreprocessSpec, decode_image
 from bincounter.split import stratified_split, write_manifest
 from bincounter.training.distributed import World
 from bincounter.training.environment import TrainingEnv
-from bincounter.training.recipe import augment_bin
+from bincounter.training.recipe import Head, augment_bin
 
 log = logging.getLogger(__name__)
 SHARDED = "ShardedByS3Key"
 SPLIT_MANIFEST = "split.json"
+# every count a photo can hold: what is scanned when those outside the range train too
+ALL_COUNTS = CountRange(0, 1_000_000)
 
 
 class BinDataset(Dataset):
     """(image tensor, class index) pairs; an image that fails to decode yields
     None, is logged with its path, and is dropped by ``collate_skipping``."""
 
-    def __init__(self, samples: Sequence[Sample], spec: PreprocessSpec, count_range: CountRange,
+    def __init__(self, samples: Sequence[Sample], spec: PreprocessSpec, to_index: Callable[[int], int],
                  augment: Callable[[Image.Image, random.Random], Image.Image] | None = None):
         self.samples = list(samples)
         self.spec = spec
-        self.count_range = count_range
+        self.to_index = to_index  # count -> class (Head.index, or CountRange.to_index)
         self.augment = augment
 
     def __len__(self) -> int:
@@ -51,7 +53,7 @@ class BinDataset(Dataset):
         if self.augment is not None:
             image = self.augment(image, random.Random(aug_seed))
         x = torch.from_numpy(preprocess(image, self.spec))
-        return x, self.count_range.to_index(s.count)
+        return x, self.to_index(s.count)
 
 
 class EpochSampler(Sampler):
@@ -117,13 +119,18 @@ def make_loader(dataset: BinDataset, batch_size: int, num_workers: int, seed: in
                       persistent_workers=num_workers > 0)
 
 
-def load_splits(env: TrainingEnv, count_range: CountRange, write: bool) -> dict[str, list[Sample]]:
+def load_splits(env: TrainingEnv, count_range: CountRange, write: bool,
+                outside: bool = False) -> dict[str, list[Sample]]:
     """train / validation / test samples: the given channels, else carved from ``training``
-    by the seeded stratified split (written to ``output/data/split.json`` when ``write``)."""
+    by the seeded stratified split (written to ``output/data/split.json`` when ``write``).
+    With ``outside``, the training channel's photos with counts outside ``count_range``
+    join the train split (never validation or test: every metric is on the served counts)."""
     hp = env.hp
     if "training" not in env.channels:
         raise NoUsableDataError(f"no 'training' channel (channels found: {sorted(env.channels)})")
-    train, _ = scan_dataset(env.channels["training"], count_range)
+    scanned, _ = scan_dataset(env.channels["training"], ALL_COUNTS if outside else count_range)
+    train = [s for s in scanned if count_range.contains(s.count)]
+    extra = [s for s in scanned if not count_range.contains(s.count)]
     given = {name: scan_dataset(env.channels[name], count_range)[0]
              for name in ("validation", "test") if name in env.channels}
     fv = 0.0 if "validation" in given else hp.val_fraction
@@ -131,7 +138,7 @@ def load_splits(env: TrainingEnv, count_range: CountRange, write: bool) -> dict[
     labels = {s.id: s.count for s in train}
     split = stratified_split(labels, hp.seed, (1 - fv - ft, fv, ft))
     by_id = {s.id: s for s in train}
-    splits = {"train": [by_id[i] for i in split["train"]],
+    splits = {"train": [by_id[i] for i in split["train"]] + extra,
               "validation": given.get("validation") or [by_id[i] for i in split["validation"]],
               "test": given.get("test") or [by_id[i] for i in split["test"]]}
     for name, samples in splits.items():
@@ -142,12 +149,13 @@ def load_splits(env: TrainingEnv, count_range: CountRange, write: bool) -> dict[
         write_manifest(env.output_data_dir / SPLIT_MANIFEST,
                        {k: [s.id for s in v] for k, v in splits.items()}, labels, hp.seed,
                        (1 - fv - ft, fv, ft), source=str(env.channels["training"]))
-    log.info("split: %s", {k: len(v) for k, v in splits.items()})
+    log.info("split: %s%s", {k: len(v) for k, v in splits.items()},
+             f" (train includes {len(extra)} photos with counts outside the range)" if extra else "")
     return splits
 
 
 def make_loaders(env: TrainingEnv, splits: dict[str, list[Sample]], spec: PreprocessSpec,
-                 count_range: CountRange, world: World,
+                 head: Head, world: World,
                  pin_memory: bool = False) -> tuple[dict[str, DataLoader], dict[str, EpochSampler]]:
     """A loader per split, fed by an ``EpochSampler``: the train one augmented (and
     balanced) as asked; every split sharded across ranks unless its channel is
@@ -160,10 +168,10 @@ def make_loaders(env: TrainingEnv, splits: dict[str, list[Sample]], spec: Prepro
         channel = "training" if name == "train" or name not in env.channels else name
         rank, size = (0, 1) if env.distribution.get(channel) == SHARDED else (world.rank, world.size)
         train = name == "train"
-        sampler = EpochSampler([count_range.to_index(s.count) for s in samples], hp.batch_size,
+        sampler = EpochSampler([head.index(s.count) for s in samples], hp.batch_size,
                                hp.seed, shuffle=train, balanced=train and hp.balanced_sampling,
                                rank=rank, world=size, pad=train)
-        dataset = BinDataset(samples, spec, count_range, augment=augment_bin if train and hp.augment else None)
+        dataset = BinDataset(samples, spec, head.index, augment=augment_bin if train and hp.augment else None)
         samplers[name] = sampler
         loaders[name] = make_loader(dataset, hp.batch_size, num_workers=loader_workers, seed=hp.seed,
                                     sampler=sampler, pin_memory=pin_memory)

@@ -22,25 +22,29 @@ class ExportVerificationError(RuntimeError):
 
 
 class WithProbabilities(nn.Module):
-    """The served graph: raw model + the head's logits -> class probabilities."""
+    """The served graph: raw model, its outputs divided by the calibration
+    temperature, then the head's function to class probabilities."""
 
     def __init__(self, model: nn.Module,
-                 to_probabilities: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 to_probabilities: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 temperature: float = 1.0):
         super().__init__()
         self.model = model
         self.to_probabilities = to_probabilities or (lambda z: torch.softmax(z, dim=1))
+        self.temperature = float(temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.to_probabilities(self.model(x))
+        return self.to_probabilities(self.model(x) / self.temperature)
 
 
 def export_onnx(model: nn.Module, batch: torch.Tensor, path: str | Path,
-                to_probabilities: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
+                to_probabilities: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                temperature: float = 1.0) -> float:
     """Write ``path`` with a dynamic batch axis; return the max abs difference
     between ONNX Runtime's and torch's probabilities on ``batch``."""
     import onnxruntime as ort
 
-    wrapped = WithProbabilities(model, to_probabilities).eval().cpu()
+    wrapped = WithProbabilities(model, to_probabilities, temperature).eval().cpu()
     batch = batch.detach().cpu().float()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's chatter is not ours to act on

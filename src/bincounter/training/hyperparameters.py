@@ -72,6 +72,14 @@ PARAMS: dict[str, Param] = {
     "quantize": Param(str2bool, True, "also write model.int8.onnx and serve it where its answers hold"),
     "int8-max-drop": Param(float, 1.0, "test accuracy points int8 may lose against fp32 and still be served"),
     "int8-calibration-images": Param(int, 256, "training images int8 is calibrated on (at most the split)"),
+    "outside-counts": Param(str, "drop", "photos with counts outside min..max: drop them (counted in the log), "
+                                         "or train two more classes on them (below and above the range; "
+                                         "served classes stay min..max)", choices=("drop", "classes")),
+    "ema-decay": Param(float, 0.0, "evaluate and export an exponential moving average of the weights, "
+                                   "updated every step with this decay (0: off)"),
+    # verdicts (bincounter.verification): thresholds are chosen on the validation split to meet these
+    "max-false-match": Param(float, 0.01, "target share of wrong asks (one off) answered match"),
+    "max-false-mismatch": Param(float, 0.05, "target share of correct asks answered mismatch"),
 }
 
 
@@ -121,6 +129,10 @@ class Hyperparameters:
     quantize: bool
     int8_max_drop: float
     int8_calibration_images: int
+    outside_counts: str
+    ema_decay: float
+    max_false_match: float
+    max_false_mismatch: float
 
     def __post_init__(self) -> None:
         checks = [(self.lr > 0, "lr must be > 0"), (self.batch_size > 0, "batch-size must be > 0"),
@@ -133,7 +145,10 @@ class Hyperparameters:
                    "processes-per-host must be >= 1"),
                   (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
                   (self.warmup_epochs >= 0, "warmup-epochs must be >= 0"),
-                  (self.int8_calibration_images >= 1, "int8-calibration-images must be >= 1")]
+                  (self.int8_calibration_images >= 1, "int8-calibration-images must be >= 1"),
+                  (0 <= self.ema_decay < 1, "ema-decay must be in [0, 1)"),
+                  (0 < self.max_false_match < 1 and 0 < self.max_false_mismatch < 1,
+                   "max-false-match and max-false-mismatch must be within (0, 1)")]
         for ok, msg in checks:
             if not ok:
                 raise HyperparameterError(msg)

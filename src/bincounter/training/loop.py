@@ -47,6 +47,8 @@ class Trainer:
     log_interval: int
     args: dict
     hook: object = None
+    # an exponential moving average of the weights: what is evaluated and exported when set
+    ema: torch.optim.swa_utils.AveragedModel | None = None
     timer: StepTimer = field(default_factory=StepTimer)
     profiler: StepProfiler | None = None
     history: list[dict] = field(default_factory=list)
@@ -57,6 +59,11 @@ class Trainer:
     def net(self) -> nn.Module:
         return distributed.unwrap(self.model)
 
+    @property
+    def served(self) -> nn.Module:
+        """The weights that are evaluated and exported: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.net
+
     def save(self, epoch: int, step: int, steps_per_epoch: int, sums: list[float]) -> None:
         """Rank 0 writes; the state says where to continue (epoch, batches done)."""
         if not self.world.is_main:
@@ -65,6 +72,8 @@ class Trainer:
                  "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                  "epoch": epoch, "step": step, "epoch_sums": list(sums), "history": list(self.history),
                  "rng": checkpoint.rng_states(), "args": self.args, "steps_per_epoch": steps_per_epoch}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
         path = checkpoint.save_checkpoint(state, self.checkpoint_dir,
                                           step=(epoch - 1) * steps_per_epoch + step)
         checkpoint.prune(self.checkpoint_dir)
@@ -75,6 +84,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         checkpoint.restore_rng_states(state["rng"])
         self.history = list(state["history"])
         self.position = (state["epoch"], state["step"], list(state["epoch_sums"]))
@@ -95,10 +106,12 @@ class Trainer:
         log.info("resumed from %s at epoch %d step %d/%d", found[1] if found else "rank 0's checkpoint",
                  state["epoch"], state["step"], steps_per_epoch)
 
-    def fit(self, loaders: dict, samplers: dict, steps: int, epochs: int, count_range: CountRange) -> dict:
+    def fit(self, loaders: dict, samplers: dict, steps: int, epochs: int,
+            count_range: CountRange) -> tuple[dict, dict]:
         """Train from ``position`` to the end of ``epochs``, checkpointing each epoch
-        and printing the metric lines; returns the test split's metrics."""
+        and printing the metric lines; returns the final model's validation and test results."""
         start_epoch, step, sums = self.position
+        va = None
         for epoch in range(start_epoch, epochs + 1):
             tr = self.train_one_epoch(loaders["train"], samplers["train"], epoch, step, steps, sums)
             done = list(sums)
@@ -114,10 +127,12 @@ class Trainer:
             self.save(epoch + 1, 0, steps, sums)
         if self.profiler is not None:
             self.profiler.close()
+        if va is None:  # resumed after the last epoch had finished
+            va = self.evaluate(loaders["validation"], count_range)
         test = self.evaluate(loaders["test"], count_range)
         if self.world.is_main:
             print(metric_line(epochs, "test", test["loss"], test["accuracy"], test["rmse"]), flush=True)
-        return test
+        return va, test
 
     def stop_requested(self) -> bool:
         # every rank must stop at the same step, or the others hang in all-reduce
@@ -148,7 +163,9 @@ class Trainer:
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
-                pred = self.head.probabilities(out.detach().float()).argmax(1)
+                if self.ema is not None:
+                    self.ema.update_parameters(self.net)
+                pred = self.head.predict(out.detach().float())
                 sums[0] += loss.item() * len(y)
                 sums[1] += int((pred == y).sum())
                 sums[2] += len(y)
@@ -174,12 +191,14 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, loader, count_range: CountRange,
                  on_stop: Callable[[], None] | None = None) -> dict:
-        """Metrics over every rank's share of ``loader``'s split."""
-        net = self.net.eval()  # unwrapped: DDP's forward would sync buffers per batch
+        """Metrics over every rank's share of ``loader``'s split, with the raw ``outputs``
+        and ``targets`` (indices of the served classes) that calibration and the verdicts
+        are fitted on."""
+        net = self.served.eval()  # unwrapped: DDP's forward would sync buffers per batch
         if self.hook is not None:
             from smdebug import modes
             self.hook.set_mode(modes.EVAL)
-        loss_sum, probs, targets = 0.0, [], []
+        loss_sum, outputs, targets = 0.0, [], []
         for batch in loader:
             if self.stop.requested and not self.world.active:
                 if on_stop is not None:
@@ -191,15 +210,17 @@ class Trainer:
             x, y = batch[0].to(self.device), batch[1].to(self.device)
             out = net(x).float()
             loss_sum += self.head.criterion(out, y).item() * len(y)
-            probs.append(self.head.probabilities(out).cpu().numpy())
+            outputs.append(out.cpu().numpy())
             targets.append(y.cpu().numpy())
-        parts = distributed.gather((loss_sum, probs, targets), self.world)
+        parts = distributed.gather((loss_sum, outputs, targets), self.world)
         loss_sum = sum(p[0] for p in parts)
-        probs = [a for p in parts for a in p[1]]
+        outputs = [a for p in parts for a in p[1]]
         targets = [a for p in parts for a in p[2]]
         if not targets:
             raise NoUsableDataError("no evaluation image could be decoded")
-        p, t = np.concatenate(probs), np.concatenate(targets)
+        z, t = np.concatenate(outputs), np.concatenate(targets) - self.head.served.start
+        p = self.head.probabilities(torch.from_numpy(z)).numpy()
         counts = np.asarray(count_range.counts)
         ev = evaluate_counts(counts[t], counts[p.argmax(1)], count_range.counts)
-        return {"loss": loss_sum / len(t), "accuracy": ev.accuracy, "rmse": ev.rmse, "evaluation": ev}
+        return {"loss": loss_sum / len(t), "accuracy": ev.accuracy, "rmse": ev.rmse, "evaluation": ev,
+                "outputs": z, "targets": t}

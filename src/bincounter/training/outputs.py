@@ -1,4 +1,5 @@
-"""What a finished run leaves behind: model.pth, model.onnx (and its int8 twin), model.json, the report."""
+"""What a finished run leaves behind: model.pth, the calibrated model.onnx (and its int8
+twin), model.json with the verdicts' operating point, and the report."""
 
 from __future__ import annotations
 
@@ -6,20 +7,22 @@ import logging
 import platform
 from importlib import metadata
 
+import numpy as np
 import torch
 from torch import nn
 
 from bincounter.labels import CountRange
-from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, MODEL_PTH, ModelCard, VerificationThresholds
+from bincounter.metrics import evaluate_counts
+from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, MODEL_PTH, ModelCard
 from bincounter.preprocess import PreprocessSpec
 from bincounter.training.environment import TrainingEnv
 from bincounter.training.export import export_onnx
 from bincounter.training.failures import TrainingDiverged
 from bincounter.training.models import build_model
+from bincounter.training.operating_point import operating_point
 from bincounter.training.quantize import Criteria, Recipe, markdown, quantize_model
 from bincounter.training.recipe import Head
-from bincounter.training.report import write_report
-from bincounter.verification import Thresholds
+from bincounter.training.report import verdict_section, write_report
 
 log = logging.getLogger(__name__)
 VERSIONED = ("bincounter", "torch", "torchvision", "onnx", "onnxruntime", "numpy", "pillow")
@@ -44,8 +47,11 @@ def versions() -> dict:
 
 
 def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: PreprocessSpec,
-                  count_range: CountRange, test_loader, history: list[dict], test: dict,
-                  splits: dict, extra: dict, sections: list[str]) -> ModelCard:
+                  count_range: CountRange, test_loader, history: list[dict], validation: dict,
+                  test: dict, splits: dict, extra: dict, sections: list[str]) -> ModelCard:
+    """The model files and the report: weights, the calibrated ONNX graph, model.json with
+    its operating point, evaluation.md / .json and figures. ``validation`` and ``test`` are
+    the final model's ``Trainer.evaluate`` results."""
     hp = env.hp
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     # before anything is written: a NaN model would otherwise surface as an
@@ -53,25 +59,28 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
     check_finite(state)
     env.model_dir.mkdir(parents=True, exist_ok=True)
     torch.save(state, env.model_dir / MODEL_PTH)
+    point = operating_point(head, validation, test, count_range, hp.max_false_match, hp.max_false_mismatch)
     # export a fresh copy: the trained instance carries smdebug's forward hooks
-    clean = head.replace(build_model(hp.arch, count_range.num_classes, pretrained=False),
-                         count_range.num_classes)
+    clean = head.replace(build_model(hp.arch, head.outputs, pretrained=False))
     clean.load_state_dict(state)
     batch = next(b for b in test_loader if b is not None)[0][:8]
-    parity = export_onnx(clean, batch, env.model_dir / MODEL_ONNX, to_probabilities=head.probabilities)
-    verification = VerificationThresholds()
+    parity = export_onnx(clean, batch, env.model_dir / MODEL_ONNX, to_probabilities=head.probabilities,
+                         temperature=point.temperature)
     quantization = {}
     if hp.quantize:
-        # issue 12 wires the thresholds chosen on validation and hp.max_false_match here
+        # the int8 twin is judged at the thresholds just chosen, against the user's false-match target
         quantization = quantize_model(
             env.model_dir, MODEL_ONNX, splits["train"], splits["test"], spec, count_range.counts,
-            Thresholds(verification.match_at, verification.mismatch_at),
-            Criteria(hp.int8_max_drop, max_false_match=0.01), Recipe(images=hp.int8_calibration_images),
-            seed=hp.seed, threads=env.cpus_per_process)
+            point.thresholds, Criteria(hp.int8_max_drop, max_false_match=hp.max_false_match),
+            Recipe(images=hp.int8_calibration_images), seed=hp.seed, threads=env.cpus_per_process)
         sections = [*sections, *markdown(quantization)]
-    ev = test["evaluation"]
+    # what a server answers: the arg-max of the calibrated probabilities (an ordinal
+    # head's can differ from the raw outputs')
+    counts = np.asarray(count_range.counts)
+    ev = evaluate_counts(counts[test["targets"]], counts[point.test_probabilities.argmax(1)], count_range.counts)
     card = ModelCard(
-        classes=count_range.counts, preprocess=spec, arch=hp.arch, verification=verification,
+        classes=count_range.counts, preprocess=spec, arch=hp.arch,
+        verification=point.thresholds, operating_point=point.verification, calibration=point.calibration,
         onnx_file=MODEL_INT8_ONNX if quantization.get("served") else MODEL_ONNX, quantization=quantization,
         metrics={"test": {"accuracy": ev.accuracy, "rmse": ev.rmse, "loss": test["loss"], "n": ev.n},
                  "validation": {k: history[-1][k] for k in ("val_loss", "val_accuracy", "val_rmse")}
@@ -80,7 +89,8 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
         training={"hyperparameters": hp.to_dict(), "split_sizes": {k: len(v) for k, v in splits.items()},
                   "onnx_parity_max_abs_diff": parity, "head": head.kind})
     card.write(env.model_dir)
-    report = write_report(env.output_data_dir, ev, history, {"model": card.to_dict(), **extra}, sections)
+    report = write_report(env.output_data_dir, ev, history, {"model": card.to_dict(), **extra},
+                          sections + verdict_section(card), figures=point)
     log.info("test accuracy %.2f %%, RMSE %.3f; report %s\n%s", ev.accuracy * 100, ev.rmse,
              report, ev.table())
     return card

@@ -93,13 +93,16 @@ def train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device) 
     hp = env.hp
     count_range = CountRange(hp.min_count, hp.max_count)
     spec = PreprocessSpec(image_size=hp.image_size)
-    splits = load_splits(env, count_range, write=world.is_main)
-    loaders, samplers = make_loaders(env, splits, spec, count_range, world, pin_memory=device.type == "cuda")
+    head = Head(hp.head, hp.label_smoothing, count_range, outside=hp.outside_counts == "classes")
+    splits = load_splits(env, count_range, write=world.is_main, outside=head.outputs > count_range.num_classes)
+    loaders, samplers = make_loaders(env, splits, spec, head, world, pin_memory=device.type == "cuda")
     steps = distributed.all_min(samplers["train"].full_batches(), world)
 
-    head = Head(hp.head, hp.label_smoothing)
-    model = head.replace(build_model(hp.arch, count_range.num_classes, hp.pretrained),
-                         count_range.num_classes).to(device)
+    model = head.replace(build_model(hp.arch, head.outputs, hp.pretrained)).to(device)
+    # copied before the debugger hook is attached, so the average carries none of its hooks
+    ema = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(hp.ema_decay),
+        use_buffers=True) if hp.ema_decay > 0 else None
     hook = None
     if world.is_main and (hp.debug_hook or (hp.debug_hook is None and env.debug_hook_config is not None)):
         from bincounter.training.debugger import create_hook
@@ -114,22 +117,22 @@ def train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device) 
         scaler=torch.amp.GradScaler("cuda", enabled=hp.amp and device.type == "cuda"),
         device=device, world=world, stop=stop, checkpoint_dir=env.checkpoint_dir,
         checkpoint_steps=hp.checkpoint_steps, log_interval=hp.log_interval, args=hp.to_dict(),
-        hook=hook, profiler=StepProfiler(env.output_data_dir, hp.profile_steps, device)
+        hook=hook, ema=ema, profiler=StepProfiler(env.output_data_dir, hp.profile_steps, device)
         if world.is_main else None)
     trainer.resume(steps, hp.resume)
 
     monitor = SystemMonitor(env.output_data_dir / "system_metrics.jsonl") if world.is_main else None
     with monitor or contextlib.nullcontext():
-        test = trainer.fit(loaders, samplers, steps, hp.epochs, count_range)
+        validation, test = trainer.fit(loaders, samplers, steps, hp.epochs, count_range)
     log.info("final weights sha256 %s (rank %d of %d)", distributed.weights_digest(trainer.model),
              world.rank, world.size)
     if not world.is_main:
         return None
-    return finish(env, trainer, hook, spec, count_range, loaders, test, splits, monitor)
+    return finish(env, trainer, hook, spec, count_range, loaders, validation, test, splits, monitor)
 
 
 def finish(env: TrainingEnv, trainer: Trainer, hook, spec: PreprocessSpec, count_range: CountRange,
-           loaders: dict, test: dict, splits: dict, monitor: SystemMonitor) -> ModelCard:
+           loaders: dict, validation: dict, test: dict, splits: dict, monitor: SystemMonitor) -> ModelCard:
     """Rank 0: profile and rule verdicts into the report, then the model files."""
     timing = trainer.timer.summary()
     profile = {"step_timing": timing, "system": monitor.summary(),
@@ -144,5 +147,5 @@ def finish(env: TrainingEnv, trainer: Trainer, hook, spec: PreprocessSpec, count
             from bincounter.training.rules import evaluate_rules, rules_markdown
             rules = evaluate_rules(str(hook.out_dir))
             sections += rules_markdown(rules)
-    return write_outputs(env, trainer.net, trainer.head, spec, count_range, loaders["test"],
-                         trainer.history, test, splits, {"profile": profile, "rules": rules}, sections)
+    return write_outputs(env, trainer.served, trainer.head, spec, count_range, loaders["test"],
+                         trainer.history, validation, test, splits, {"profile": profile, "rules": rules}, sections)

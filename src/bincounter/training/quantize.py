@@ -9,7 +9,7 @@ through the server's own session (``serving.handler.open_session``), and
 ``decide`` keeps int8 only when its accuracy drops by at most ``int8-max-drop``
 points, its RMSE rises by at most ``MAX_RMSE_RISE`` and its false-match rate
 still meets the target. The section it returns goes into ``model.json``.
-The ONNX Runtime facts this relies on are in docs/platform.md §7.
+The ONNX Runtime facts this relies on are in docs/platform.md §9.
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Callable
 
 import torch
 from PIL import Image, ImageEnhance
 from torch import nn
 from torch.nn import functional as F
 
+from bincounter.labels import DEFAULT_RANGE, CountRange
 from bincounter.training.hyperparameters import HEADS, HyperparameterError
 
 def augment_bin(image: Image.Image, rng: random.Random) -> Image.Image:
@@ -69,25 +69,55 @@ def softmax_probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 class Head:
-    """What the loop needs from a head: its loss and its probabilities."""
+    """What the loop needs from a head: its label space, its loss and its probabilities.
 
-    def __init__(self, kind: str, label_smoothing: float = 0.0):
+    The served classes are ``count_range``'s counts. With ``outside`` the network also
+    learns two more classes from photos whose counts fall outside them, one below and
+    one above (just above without a count below the range); its served probabilities
+    are then those of the counts in range, renormalised, so a server sees the same
+    classes either way."""
+
+    def __init__(self, kind: str, label_smoothing: float = 0.0, count_range: CountRange = DEFAULT_RANGE,
+                 outside: bool = False):
         if kind not in HEADS:
             raise ValueError(f"unknown head {kind!r}; choose one of {HEADS}")
         self.kind = kind
         self.label_smoothing = label_smoothing
-        self.probabilities: Callable[[torch.Tensor], torch.Tensor] = (
-            softmax_probabilities if kind == "softmax" else ordinal_probabilities)
+        self.count_range = count_range
+        below = outside and count_range.min_count > 0
+        self.outputs = count_range.num_classes + int(below) + int(outside)  # classes the network learns
+        self.served = slice(int(below), int(below) + count_range.num_classes)
+        self._probabilities = softmax_probabilities if kind == "softmax" else ordinal_probabilities
         self.criterion: nn.Module = (nn.CrossEntropyLoss(label_smoothing=label_smoothing)
                                      if kind == "softmax" else OrdinalNLLLoss(label_smoothing))
 
-    def replace(self, model: nn.Module, num_classes: int) -> nn.Module:
+    def index(self, count: int) -> int:
+        """The class a photo of ``count`` items trains: its count's, or below / above the range."""
+        if self.count_range.contains(count):
+            return self.count_range.to_index(count) + self.served.start
+        if self.outputs == self.count_range.num_classes:
+            raise ValueError(f"count {count} outside {self.count_range.min_count}..{self.count_range.max_count}")
+        return 0 if count < self.count_range.min_count else self.outputs - 1
+
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The most probable class of every class the network learns (the training labels' space)."""
+        return self._probabilities(outputs).argmax(1)
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The served classes' probabilities (renormalised when the network learns more)."""
+        p = self._probabilities(outputs)
+        if p.shape[1] == self.count_range.num_classes:
+            return p
+        p = p[:, self.served]
+        return p / p.sum(1, keepdim=True)
+
+    def replace(self, model: nn.Module) -> nn.Module:
         """Swap a torchvision classifier's linear head for the ordinal one."""
         if self.kind == "softmax":
             return model
         if not isinstance(getattr(model, "fc", None), nn.Linear):
             raise HyperparameterError(f"head=ordinal needs a model with an .fc layer, not {type(model).__name__}")
-        model.fc = CumulativeLogitHead(model.fc.in_features, num_classes)
+        model.fc = CumulativeLogitHead(model.fc.in_features, self.outputs)
         return model
 
 

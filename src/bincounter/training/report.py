@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -17,11 +18,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from bincounter.metrics import Evaluation  # noqa: E402
 
+if TYPE_CHECKING:
+    from bincounter.modelcard import ModelCard
+    from bincounter.training.operating_point import OperatingPoint
+
 
 def write_report(out_dir: Path, evaluation: Evaluation, history: list[dict], extra: dict,
-                 sections: list[str] | None = None) -> Path:
+                 sections: list[str] | None = None, figures: "OperatingPoint | None" = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {"test": evaluation.to_dict(), "history": history, **extra}
+    if figures is not None:
+        doc["figures"] = {"reliability": figures.reliability, "coverage": figures.curve}
     (out_dir / "evaluation.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
     md = [f"# Evaluation on the test split ({evaluation.n} images)", "",
           f"Accuracy {evaluation.accuracy * 100:.2f} %, RMSE {evaluation.rmse:.3f}", "",
@@ -29,7 +36,85 @@ def write_report(out_dir: Path, evaluation: Evaluation, history: list[dict], ext
     (out_dir / "evaluation.md").write_text("\n".join(md), encoding="utf-8")
     plot_confusion(evaluation, out_dir / "confusion_matrix.png")
     plot_curves(history, out_dir / "training_curves.png")
+    if figures is not None:
+        plot_reliability(figures.reliability, out_dir / "reliability_diagram.png")
+        plot_coverage(figures.curve, figures.thresholds.match_at, out_dir / "coverage_risk.png")
     return out_dir / "evaluation.md"
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.1f} %"
+
+
+def _of(rates: dict, rate: str, n: str) -> str:
+    return f"{_pct(rates[rate])} of {rates[n]:,}" if rates[n] else "no asks"
+
+
+def _threshold(value: float | None, verdict: str) -> str:
+    return f"never (`{verdict}` is not answered)" if value is None else f"{value:g}"
+
+
+def verdict_section(card: "ModelCard") -> list[str]:
+    """Markdown: the thresholds, the operating point on both splits, per expected count, and the
+    calibration (README "What the verdict means" defines every rate)."""
+    op, cal, t = card.operating_point, card.calibration, card.verification
+    targets, measured = op["targets"], op["measured"]
+    val, test = measured["validation"], measured["test"]
+    lines = ["## Verdicts", "",
+             f"`match` at p ≥ {_threshold(t.match_at, 'match')}, `mismatch` at p ≤ "
+             f"{_threshold(t.mismatch_at, 'mismatch')}, `review` between (p: the calibrated probability of "
+             f"the expected count). Chosen on the validation split: {op['method']}.", "",
+             "| rate | target | validation | test |", "|---|---|---|---|",
+             f"| false match (asks one off) | ≤ {_pct(targets['max_false_match'])} "
+             f"| {_of(val, 'false_match_rate', 'false_match_n')} | {_of(test, 'false_match_rate', 'false_match_n')} |",
+             f"| false mismatch (correct asks) | ≤ {_pct(targets['max_false_mismatch'])} "
+             f"| {_of(val, 'false_mismatch_rate', 'false_mismatch_n')} "
+             f"| {_of(test, 'false_mismatch_rate', 'false_mismatch_n')} |",
+             f"| false match (asks two off) | | {_of(val, 'false_match_rate_two_off', 'false_match_two_off_n')} "
+             f"| {_of(test, 'false_match_rate_two_off', 'false_match_two_off_n')} |",
+             f"| auto share (no review) | | {_pct(val['auto_share'])} | {_pct(test['auto_share'])} |", "",
+             "| expected count (test) | auto share | false match | false mismatch |", "|---|---|---|---|"]
+    lines += [f"| {c} | {_pct(r['auto_share'])} | {_of(r, 'false_match_rate', 'false_match_n')} "
+              f"| {_of(r, 'false_mismatch_rate', 'false_mismatch_n')} |"
+              for c, r in sorted(test["per_expected"].items(), key=lambda kv: int(kv[0]))]
+    lines += [""] + [f"Note: {note}" for note in op.get("notes", [])] + ([""] if op.get("notes") else [])
+    lines += ["## Calibration", "",
+              f"Temperature T = {cal['temperature']:g} ({cal['method']}). Validation NLL "
+              f"{cal['validation_nll_before']:.4f} → {cal['validation_nll_after']:.4f}; expected calibration "
+              f"error on the test split ({cal['ece_bins']} bins) {cal['test_ece_before']:.4f} → "
+              f"{cal['test_ece_after']:.4f}. Figures: reliability_diagram.png, coverage_risk.png.", ""]
+    return lines
+
+
+def plot_reliability(bins: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
+    for key, label in (("before", "raw outputs"), ("after", "after temperature scaling")):
+        ax.plot([b["confidence"] for b in bins[key]], [b["accuracy"] for b in bins[key]], marker="o", label=label)
+    ax.set_xlabel("confidence (top-1 probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("reliability on the test split")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_coverage(curve: list[dict], chosen: float | None, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    points = [c for c in curve if c["false_match_rate"] is not None]
+    ax.plot([c["false_match_rate"] * 100 for c in points], [c["auto_share"] * 100 for c in points], marker=".")
+    if chosen is not None:
+        mark = min(points, key=lambda c: abs(c["match_at"] - chosen))
+        ax.plot([mark["false_match_rate"] * 100], [mark["auto_share"] * 100], "r*", markersize=14,
+                label=f"chosen: match at p ≥ {chosen:g}")
+        ax.legend()
+    ax.set_xlabel("false-match rate on the test split (%)")
+    ax.set_ylabel("auto share (%)")
+    ax.set_title("auto share vs false matches as match_at moves")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def profile_section(profile: dict) -> list[str]:

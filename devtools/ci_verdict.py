@@ -1,0 +1,77 @@
+"""Whether a test run may pass CI: ``python -m devtools.ci_verdict build/test-report.xml``.
+
+Reads pytest's JUnit report, in which every test case carries its markers as
+the ``markers`` property: this module is also the pytest plugin that adds them
+(``pytest_plugins`` in tests/conftest.py, or ``-p devtools.ci_verdict``). Under CI (``CI=true``) a
+skipped ``container`` test fails the run with its reason: a CI that cannot
+reach its Docker engine must not go green. Elsewhere the skips are listed and
+the run passes, as before.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import pytest
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """Record the test's markers before its fixtures run (they may skip it)."""
+    item.user_properties.append(("markers", " ".join(sorted({m.name for m in item.iter_markers()}))))
+
+
+@dataclass(frozen=True)
+class Skip:
+    test: str
+    markers: frozenset[str]
+    reason: str
+
+
+def read_skips(report_xml: str) -> list[Skip]:
+    """Every skipped test case in a JUnit report, with its markers and the skip reason."""
+    skips = []
+    for case in ET.parse(report_xml).getroot().iter("testcase"):
+        skipped = case.find("skipped")
+        if skipped is None:
+            continue
+        markers = next((p.get("value", "") for p in case.iter("property") if p.get("name") == "markers"), "")
+        reason = skipped.get("message") or (skipped.text or "").strip()
+        skips.append(Skip(f"{case.get('classname')}::{case.get('name')}", frozenset(markers.split()), reason))
+    return skips
+
+
+def verdict(skips: list[Skip], ci: bool) -> tuple[bool, list[str]]:
+    """(passes, lines to print): under CI, any skipped container test fails the run."""
+    container = [s for s in skips if "container" in s.markers]
+    if not container:
+        return True, []
+    reasons = sorted({s.reason for s in container})
+    lines = [f"{len(container)} container tests skipped: " + "; ".join(reasons)]
+    if ci:
+        lines.append("CI=true: the container tests must run; fix the engine set-up above")
+    return not ci, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m devtools.ci_verdict JUNIT_XML", file=sys.stderr)
+        return 2
+    ci = os.environ.get("CI", "").lower() == "true"
+    try:
+        skips = read_skips(args[0])
+    except (OSError, ET.ParseError) as exc:
+        print(f"!! no readable test report: {exc}", file=sys.stderr)
+        return 1 if ci else 0
+    ok, lines = verdict(skips, ci)
+    for line in lines:
+        print(("== " if ok else "!! ") + line, file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

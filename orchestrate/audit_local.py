@@ -1,0 +1,125 @@
+"""``orchestrate audit --local``: the whole audit on this machine, the transform run by the
+SageMaker SDK's local mode (``orchestrate.local_transform``) on our serving image.
+
+Photos: a local folder (its top level), or an S3 prefix / manifest / file list / id
+list, whose photos are downloaded into a temporary folder first (the SDK's local mode
+reads no manifests). Expected quantities: ``--metadata`` (a folder or S3 prefix of ABID
+JSONs; default: the ``metadata`` folder beside the photos' folder) or ``--expected`` CSV.
+The model: ``--model-data``, a model folder or a model.tar.gz. Outputs and the report
+go to ``--out``; the serving container's log to ``<out>/transform.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from bincounter.modelcard import ModelCard
+from orchestrate import audit_join, audit_report, local_transform, manifest
+from orchestrate.audit import expected_quantities, report, sibling_metadata
+from orchestrate.audit_join import Store
+from orchestrate.aws import unique_name
+from orchestrate.config import Config, ConfigError
+from orchestrate.data import read_file_list
+from orchestrate.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+def _photos_folder(a, cfg: Config, clients, tmp: Path) -> Path:
+    """A local folder holding the photos at its top level."""
+    if a.images and not a.images.startswith("s3://"):
+        return Path(a.images)
+    s3, public_s3 = clients()
+    if a.file_list or a.ids:
+        ids = read_file_list(a.file_list) if a.file_list else manifest.read_id_list(a.ids)
+        photos, client = manifest.build(cfg.data.source_bucket, ids)["images"], public_s3
+    elif a.manifest:
+        photos, client = manifest.read(s3, a.manifest), s3
+    elif a.images:
+        bucket = manifest.split_s3(a.images)[0]
+        client = public_s3 if bucket == cfg.data.source_bucket else s3
+        photos = manifest.list_images(client, a.images)
+    else:
+        raise ConfigError("say which photos: --images DIR (or s3://...), --manifest, --file-list or --ids")
+    if not a.metadata and not a.expected:
+        a.metadata = sibling_metadata(photos)
+    log.info("downloading %d photos from %s for the local run", len(photos.keys), photos.prefix)
+    return local_transform.materialize(client, photos, tmp / "photos")
+
+
+def _model_dir(model_data: str, tmp: Path) -> Path:
+    """The model in a folder of its own: the SDK unpacks every tarball it finds beside the
+    model into that same folder, so the user's folder is never handed to it."""
+    if not model_data:
+        raise ConfigError("--model-data: a model folder (model.json + model.onnx) or a model.tar.gz")
+    path = Path(model_data)
+    if path.is_file() and tarfile.is_tarfile(path):
+        with tarfile.open(path) as tar:
+            tar.extractall(tmp / "model", filter="data")
+    elif path.is_dir():
+        shutil.copytree(path, tmp / "model", ignore=shutil.ignore_patterns("*.tar.gz", "*.pth"))
+    else:
+        raise ConfigError(f"--model-data {model_data}: neither a model folder nor a model.tar.gz")
+    return tmp / "model"
+
+
+def _advance(bar: Progress, done: int) -> None:
+    if min(done, bar.total) > bar.done:
+        bar.update(min(done, bar.total) - bar.done)
+
+
+def _run_sdk(cfg: Config, job: str, image: str, model_dir: Path, folder: Path, outputs: Path, tmp: Path,
+             out: Path, bar: Progress) -> local_transform.LocalRun:
+    sess = local_transform.local_session(cfg.aws.region, container_root=tmp / "work")
+    with (open(out / "transform.log", "w", encoding="utf-8") as container_log,
+          contextlib.redirect_stdout(container_log)):  # the SDK prints the container's log
+        return local_transform.run_local(
+            sess, job=job, image=image, model_dir=model_dir, input_uri=folder.resolve().as_uri(),
+            output_uri=outputs.resolve().as_uri(), content_type=cfg.audit.content_type,
+            on_count=lambda n: _advance(bar, n))
+
+
+def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, Path]:
+    """``clients()`` -> (s3, public_s3), called only when photos, metadata or the CSV are in S3."""
+    out = Path(a.out or Path("audit") / unique_name("local", "audit"))
+    out.mkdir(parents=True, exist_ok=True)
+    job = unique_name(cfg.aws.stack, "audit")
+    with tempfile.TemporaryDirectory(prefix="orchestrate-audit-") as tmp:
+        tmp = Path(tmp)
+        folder = _photos_folder(a, cfg, clients, tmp)
+        photos = local_transform.top_level_photos(folder)
+        ids = audit_join.photo_ids([p.name for p in photos])
+        model_dir = _model_dir(a.model_data, tmp)
+        card = ModelCard.read(model_dir)
+        if not a.metadata and not a.expected and (folder.parent / "metadata").is_dir():
+            a.metadata = str(folder.parent / "metadata")  # the ABID layout: images/ beside metadata/
+        outputs = out / "outputs"
+        shutil.rmtree(outputs, ignore_errors=True)  # an earlier run's outputs must not be joined
+        with Progress(len(photos), f"local transform {job}") as bar:
+            if a.endpoint:  # a serving container already running in batch mode (compose)
+                done = local_transform.run_attached(a.endpoint.rstrip("/"), photos, outputs,
+                                                    cfg.audit.content_type, lambda n: _advance(bar, n))
+            else:
+                done = _run_sdk(cfg, job, image, model_dir, folder, outputs, tmp, out, bar)
+            _advance(bar, len(photos))
+    in_s3 = any((x or "").startswith("s3://") for x in (a.metadata, a.expected))
+    s3, public_s3 = clients() if in_s3 else (None, None)
+    expected, reasons = expected_quantities(a, ids, a.metadata or "", s3, public_s3, cfg.data.source_bucket,
+                                            cfg.data.workers)
+    rows = audit_join.join(ids, audit_join.read_outputs(Store(str(outputs))), expected, card, reasons)
+    cost = audit_report.Cost(done.seconds, cfg.audit.hourly_price,
+                             f"1 x this machine ({os.cpu_count()} CPUs) standing in for one "
+                             f"{cfg.audit.instance_type}", len(ids))
+    how = (f"the serving container at {a.endpoint}" if a.endpoint
+           else f"SageMaker SDK local mode, image `{image}`")
+    facts = [f"- local transform `{job}` ({how}): {done.description['TransformJobStatus']} in {done.seconds:.1f} s",
+             f"- photos: {a.images or a.manifest or a.file_list or a.ids} ({len(ids):,})",
+             f"- model: {a.model_data}", f"- outputs: {outputs}"]
+    return report(rows, out, f"Audit {job} (local)", facts, card, cost, cfg.audit.recount_rows)

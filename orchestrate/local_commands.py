@@ -1,0 +1,74 @@
+"""``orchestrate train / deploy / invoke --local``: config and flags into ``local_mode`` calls.
+
+Runs our images through the SageMaker Python SDK's own local mode (README
+"Local mode"); needs Docker, no AWS account and no network.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from orchestrate import aws, image_weights, local_mode
+from orchestrate.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+# one folder per job or endpoint under here (build/ is git-ignored)
+LOCAL_ROOT = "build/local"
+
+
+def local_image(cfg: Config, which: str) -> str:
+    """The image local mode runs: images.<which>_image, else REPO:TAG as `make images` tags it."""
+    return getattr(cfg.images, f"{which}_image") or f"{getattr(cfg.images, f'{which}_repo')}:{cfg.images.tag}"
+
+
+def train(a, cfg: Config) -> int:
+    """``orchestrate train --local``."""
+    image, hps = local_image(cfg, "training"), {k: str(v) for k, v in cfg.train.hyperparameters.items()}
+    image_weights.require_weights(image, image_weights.local_image_labels(image), hps, rebuild="make images",
+                                  before="the container starts")
+    data = Path(a.data or cfg.data.local_dir).resolve()
+    if not data.is_dir():
+        raise ConfigError(f"no training data at {data}: --data DIR (ABID layout or class folders)")
+    job = aws.unique_name(cfg.aws.stack, "local")
+    root = Path(a.local_root).resolve() / job
+    log.info("local training job %s: %s on %s, SDK local mode under %s", job, image, data, root)
+    try:
+        print(local_mode.train(image, data, hps, root, cfg.aws.region, job))
+    except local_mode.LocalJobStopped as exc:
+        reason = local_mode.failure_reason(root)
+        print(f"orchestrate train --local: {exc}; the container stopped"
+              + (f": {reason}" if reason else ""), file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+def newest_local_model(local_root: str) -> Path:
+    found = sorted(Path(local_root).glob("*/compressed_artifacts/model.tar.gz"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise ConfigError(f"no model.tar.gz under {local_root}: train --local first, or --model-data PATH")
+    return found[-1]
+
+
+def deploy(a, cfg: Config) -> int:
+    """``orchestrate deploy --local``: serves until SIGTERM / Ctrl-C, then 0."""
+    model = Path(a.model_data).resolve() if a.model_data else newest_local_model(a.local_root)
+    root = Path(a.local_root).resolve() / aws.unique_name(cfg.aws.stack, "endpoint")
+
+    def ready(desc: dict) -> None:
+        print(f"endpoint {desc['EndpointName']} {desc['EndpointStatus']} on http://localhost:{a.port} "
+              f"(SDK local mode, model {model}); stop it with Ctrl-C or SIGTERM", flush=True)
+
+    try:
+        local_mode.serve(local_image(cfg, "serving"), model, root, cfg.aws.region, a.port, on_ready=ready)
+    except local_mode.LocalJobStopped as exc:
+        print(f"endpoint {local_mode.ENDPOINT} {exc}: container stopped", file=sys.stderr)
+    return 0
+
+
+def invoke(a, cfg: Config, body: bytes) -> int:
+    """``orchestrate invoke --local``: through the SDK's local runtime client."""
+    status, reply = local_mode.invoke(body, a.content_type, a.port, cfg.aws.region, a.expected_quantity)
+    print(reply.decode("utf-8", "replace"))
+    return 0 if status == 200 else 1

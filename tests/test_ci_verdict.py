@@ -1,0 +1,91 @@
+""".ci/run's strictness without a broken machine: a real pytest run whose container test
+skips (as it does when no Docker engine answers) fails CI's verdict with the reason,
+and passes outside CI, through the same JUnit report and module .ci/run uses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devtools.ci_verdict import Skip, read_skips, verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = '''
+import pytest
+
+@pytest.mark.container
+def test_an_image(engine):
+    pass
+
+@pytest.fixture
+def engine():
+    pytest.skip("no Docker engine answers `docker info`: Cannot connect to the Docker daemon")
+
+@pytest.mark.slow
+def test_with_the_real_sample():
+    pytest.skip("real ABID sample not found")
+
+def test_plain():
+    assert True
+'''
+
+
+def run_suite(tmp_path: Path, source: str) -> Path:
+    (tmp_path / "test_suite.py").write_text(source)
+    report = tmp_path / "report.xml"
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "devtools.ci_verdict", "-p", "no:cacheprovider",
+                    "-W", "ignore::pytest.PytestUnknownMarkWarning", f"--junitxml={report}", str(tmp_path)],
+                   cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, timeout=120)
+    return report
+
+
+def verdict_cli(report: Path, ci: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if ci is not None:
+        env["CI"] = ci
+    return subprocess.run([sys.executable, "-m", "devtools.ci_verdict", str(report)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    return run_suite(tmp_path_factory.mktemp("suite"), SUITE)
+
+
+def test_the_report_names_each_skipped_test_with_its_markers_and_reason(report):
+    skips = {s.test.rsplit("::", 1)[1]: s for s in read_skips(str(report))}
+    assert set(skips) == {"test_an_image", "test_with_the_real_sample"}
+    assert skips["test_an_image"].markers == {"container"}
+    assert "no Docker engine answers" in skips["test_an_image"].reason
+
+
+def test_under_ci_a_skipped_container_test_fails_the_run_with_its_reason(report):
+    proc = verdict_cli(report, "true")
+    assert proc.returncode == 1
+    assert "1 container tests skipped" in proc.stderr and "Cannot connect to the Docker daemon" in proc.stderr
+
+
+def test_outside_ci_the_skip_is_reported_and_the_run_passes(report):
+    proc = verdict_cli(report, None)
+    assert proc.returncode == 0 and "no Docker engine answers" in proc.stderr
+
+
+def test_under_ci_other_skips_and_a_clean_run_pass(tmp_path):
+    report = run_suite(tmp_path, SUITE.replace("@pytest.mark.container\n", ""))
+    assert verdict_cli(report, "true").returncode == 0
+
+
+def test_under_ci_a_missing_report_fails(tmp_path):
+    assert verdict_cli(tmp_path / "never-written.xml", "true").returncode == 1
+    assert verdict_cli(tmp_path / "never-written.xml", None).returncode == 0
+
+
+def test_the_verdict_itself():
+    skip = Skip("tests.containers.test_images::test_x", frozenset({"container", "slow"}), "no engine")
+    assert verdict([skip], ci=True)[0] is False
+    assert verdict([skip], ci=False)[0] is True
+    assert verdict([Skip("t::u", frozenset({"slow"}), "no sample")], ci=True) == (True, [])
