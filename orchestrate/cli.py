@@ -157,8 +157,8 @@ def cmd_report(a, cfg: Config, sess) -> int:
 
     sm = aws.client(sess, "sagemaker")
     if a.transform_job:
-        doc = report.transform_report(sm.describe_transform_job(TransformJobName=a.transform_job),
-                                      cfg.audit.hourly_price)
+        desc = sm.describe_transform_job(TransformJobName=a.transform_job)
+        doc = report.transform_report(desc, cfg.costs.hourly(desc["TransformResources"]["InstanceType"]))
     elif a.tuning_job:
         if a.rules:
             raise ConfigError("--rules evaluates one training job's tensors: give --training-job, not --tuning-job")
