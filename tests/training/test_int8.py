@@ -109,6 +109,14 @@ def test_model_json_records_both_models_and_says_why_fp32_is_named(quantized_mod
     assert q["speed"]["host"]["cpus"] >= 1 and "training host" in q["speed"]["measured_on"]
     # torch's fp32 test accuracy is the card's metric; ONNX Runtime's fp32 gives the same answers
     assert q["test"]["fp32"]["accuracy"] == pytest.approx(card.metrics["test"]["accuracy"])
+    # judged at the operating point training chose, against the user's target: the fp32 graph
+    # (calibrated, through the server's session) measures what the card's verification says
+    assert q["criteria"]["thresholds"] == {"match_at": card.verification.match_at,
+                                           "mismatch_at": card.verification.mismatch_at}
+    assert q["criteria"]["max_false_match"] == card.operating_point["targets"]["max_false_match"]
+    measured = card.operating_point["measured"]["test"]
+    for key in ("false_match_rate", "false_match_n", "false_mismatch_rate", "auto_share"):
+        assert q["test"]["fp32"]["verification"][key] == pytest.approx(measured[key]), key
 
 
 @pytest.mark.slow
