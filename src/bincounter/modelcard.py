@@ -60,6 +60,13 @@ class ModelCard:
     def count_range(self) -> CountRange:
         return CountRange(min(self.classes), max(self.classes))
 
+    def served_test_point(self) -> dict | None:
+        """The test split's verdict rates of the graph ``onnx_file`` names: the int8 twin's
+        (measured at the same thresholds) when it is served, else the operating point's."""
+        if self.onnx_file == MODEL_INT8_ONNX and self.quantization.get("test"):
+            return self.quantization["test"]["int8"]["verification"]
+        return (self.operating_point.get("measured") or {}).get("test")
+
     def to_dict(self) -> dict:
         return {
             "schema_version": SCHEMA_VERSION,
