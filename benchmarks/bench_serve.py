@@ -28,8 +28,9 @@ from devtools.local_serve import launch_serve, stop, wait_for_ping
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "abid-sample"
 # the budget of the model it trains: ResNet50 from scratch at the serving size on all
-# 3,310 usable sample photos (bench_train's split: 2,410 / 300 / 600); about 2-3 hours
-# on 2 shared vCPUs. Weak (no ImageNet weights), but trained: see README "Serving int8".
+# 3,310 usable sample photos (bench_train's split: 2,410 / 300 / 600); 3-4 hours
+# on 2 shared vCPUs (measured once). Weak (no ImageNet weights), but trained: see README
+# "Serving speed and int8".
 BUDGET = {"arch": "resnet50", "pretrained": "false", "image-size": "224", "epochs": "5", "lr": "0.01",
           "batch-size": "32", "num-workers": "1", "profile-steps": "0", "checkpoint-steps": "0",
           "log-interval": "10", "quantize": "true"}

@@ -92,7 +92,7 @@ class CostsSection:
     # price `audit` and `report` use
     hourly_usd: dict = field(default_factory=lambda: {"ml.m5.large": 0.115})
     # images per second one instance serves, by instance type and model, measured by
-    # `make bench-serve` (README "Serving int8"); `measured` says where and when
+    # `make bench-serve` (README "Serving speed and int8"); `measured` says where and when
     img_per_s: dict = field(default_factory=dict)
     measured: str = ""
 

@@ -34,7 +34,7 @@ from bincounter.serving.handler import MAX_RUN_BATCH, open_session
 from bincounter.verification import Thresholds, make_asks, measure
 
 log = logging.getLogger(__name__)
-# chosen by measurement (benchmarks/bench_quantize.py; README "Serving int8")
+# chosen by measurement (benchmarks/bench_quantize.py; README "Serving speed and int8")
 CALIBRATION = "MinMax"
 # the calibrator holds this many images' activations at once (ResNet50 at 224 px:
 # ~100 MB each), so memory stays flat whatever the calibration size
