@@ -27,11 +27,15 @@ demo: $(STAMP)
 bench-train: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_train $(BENCH_ARGS)
 
-# serve vs a seed-style torch server, same ResNet50, 4 clients x 20 s each (~2 min)
-.PHONY: bench-serve
+# a seed-style torch server vs serve on fp32 and on int8, same trained ResNet50, 4 clients x 30 s
+# each; trains the model first (2-3 h on 2 cores, kept in /tmp/bench_serve) unless --model-dir
+.PHONY: bench-serve bench-quantize
 bench-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_serve $(BENCH_ARGS)
 
+# int8 calibration methods, sizes and data types on bench-serve's trained model
+bench-quantize: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_quantize $(BENCH_ARGS)
 # hostile traffic (10,000 requests of 31 kinds + slow partial requests), then 4 clients x 60 s
 # of valid traffic, against serve on loopback: fails on any 5xx or lost connection (~8 min here)
 .PHONY: soak-serve

@@ -106,14 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, default=500, help="sample photos to transform (0: all 4,995)")
     p.add_argument("--instance-type", default="ml.m5.large")
     p.add_argument("--vcpus", type=int, default=0, help="the instance type's vCPUs (default: from its size)")
-    p.add_argument("--hourly-price", type=float, default=0.115, help="USD per instance-hour (audit.hourly_price)")
+    p.add_argument("--hourly-price", type=float, default=0.115, help="USD per instance-hour (orchestrate.toml [costs] hourly_usd)")
     p.add_argument("--instances", default="1,4,10,40", help="K values to project for")
     p.add_argument("--bins", type=int, default=ABID_BINS)
     a = p.parse_args(argv)
     if not SAMPLE_IMAGES.is_dir():
         print(f"the real sample is not at {SAMPLE_IMAGES} (it lives in ../shared): nothing to measure")
         return 1
-    from benchmarks.bench_serve import make_model
+    from devtools.random_model import random_model
 
     single_stream = {"MODEL_SERVER_WORKERS": "1", "MODEL_SERVER_INTRA_OP_THREADS": str(len(os.sched_getaffinity(0)))}
     paths = sorted(SAMPLE_IMAGES.glob("*.jpg"))
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         photos.mkdir(), model_dir.mkdir()
         for path in paths:
             shutil.copy(path, photos)
-        make_model(model_dir, [paths[0].read_bytes(), paths[1].read_bytes()])
+        random_model(model_dir)
         print(f"{len(paths)} photos of the ABID sample, random-weight ResNet50 224 px, image {a.image}, "
               f"{local_cpus} CPUs here (load average {os.getloadavg()[0]:.1f} at start)\n")
         results = {"sdk-defaults": run_sdk(a.image, model_dir, photos, {}, tmp / "sdk-defaults"),

@@ -37,6 +37,7 @@ import psutil
 
 from benchmarks.hostile_requests import KINDS, as_json, b64, jpeg
 from devtools.local_serve import start_serve, stop
+from devtools.random_model import random_model
 
 SAMPLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "abid-sample" / "images"
 RSS_GROWTH_LIMIT_MB = 50
@@ -163,22 +164,6 @@ def workers_rss(master: int) -> dict[int, float]:
     return {c.pid: c.memory_info().rss / 1e6 for c in psutil.Process(master).children()}
 
 
-def make_model(model_dir: Path, arch: str, size: int) -> Path:
-    """A random-weight 5-class model: the soak is about the server, not the weights."""
-    import torch
-
-    from bincounter.modelcard import ModelCard
-    from bincounter.preprocess import PreprocessSpec
-    from bincounter.training.export import export_onnx
-    from bincounter.training.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model(arch, 5, pretrained=False).eval()
-    export_onnx(model, torch.zeros(2, 3, size, size), model_dir / "model.onnx")
-    ModelCard(classes=[1, 2, 3, 4, 5], preprocess=PreprocessSpec(image_size=size), arch=arch).write(model_dir)
-    return model_dir
-
-
 def load_images(n: int, work: Path) -> tuple[list[bytes], str]:
     if SAMPLE_IMAGES.is_dir():
         paths = sorted(SAMPLE_IMAGES.glob("*.jpg"))[:n]
@@ -237,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         work = Path(tmp)
-        model = a.model or make_model(work, "resnet18", 64)
+        model = a.model or random_model(work, "resnet18", 64)
         images, where = load_images(64, work)
         log_path = work / "serve.log"
         print(f"soak: {a.hostile} hostile requests of {len(KINDS)} kinds from {a.clients} clients + {a.slow} "

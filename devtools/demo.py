@@ -96,7 +96,7 @@ def train(base: Path, log: Path) -> ModelCard:
 def operating_point_line(card: ModelCard) -> str:
     """The verdicts' operating point in one line: thresholds, targets, test rates with their n."""
     t, op = card.verification, card.operating_point
-    test, targets = op["measured"]["test"], op["targets"]
+    test, targets = card.served_test_point(), op["targets"]
     at = (lambda v: "never" if v is None else f"{v:.2f}")
     return (f"verdicts: match at p >= {at(t.match_at)}, mismatch at p <= {at(t.mismatch_at)} (targets "
             f"false match <= {targets['max_false_match']:.0%}, false mismatch <= {targets['max_false_mismatch']:.0%}, "

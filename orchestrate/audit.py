@@ -179,6 +179,7 @@ def run(a, cfg: Config, clients: dict, image: str) -> dict:
     else:
         inputs = resolve_inputs(a, cfg, s3, public_s3)
         manifest.check_region(inputs.photos, cfg.data.source_bucket, cfg.data.source_region, cfg.aws.region)
+        cfg.costs.hourly(cfg.audit.instance_type)  # a missing price fails here, not after the job
         model_data = a.model_data or _latest_model_data(sm, cfg.aws.stack)
         job = unique_name(cfg.aws.stack, "audit")
         base = f"{cfg.s3_base}/audit/{job}"
@@ -212,7 +213,7 @@ def run(a, cfg: Config, clients: dict, image: str) -> dict:
     status = desc["TransformJobStatus"] + (f" ({desc['FailureReason']})" if desc.get("FailureReason") else "")
     facts = [f"- transform job `{job}`: {status}", f"- photos: {inputs.uri or inputs.photos.prefix} "
              f"({len(ids):,})", f"- model: {model_data}", f"- outputs: {output_uri}"]
-    cost = audit_report.job_cost(desc, cfg.audit.hourly_price, len(ids))
+    cost = audit_report.job_cost(desc, cfg.costs.hourly(desc["TransformResources"]["InstanceType"]), len(ids))
     return report(rows, Path(a.out or Path("audit") / job), f"Audit {job}", facts, card, cost,
                   cfg.audit.recount_rows)
 

@@ -88,6 +88,7 @@ def _run_sdk(cfg: Config, job: str, image: str, model_dir: Path, folder: Path, o
 
 def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, Path]:
     """``clients()`` -> (s3, public_s3), called only when photos, metadata or the CSV are in S3."""
+    price = cfg.costs.hourly(cfg.audit.instance_type)
     out = Path(a.out or Path("audit") / unique_name("local", "audit"))
     out.mkdir(parents=True, exist_ok=True)
     job = unique_name(cfg.aws.stack, "audit")
@@ -114,7 +115,7 @@ def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, P
     expected, reasons = expected_quantities(a, ids, a.metadata or "", s3, public_s3, cfg.data.source_bucket,
                                             cfg.data.workers)
     rows = audit_join.join(ids, audit_join.read_outputs(Store(str(outputs))), expected, card, reasons)
-    cost = audit_report.Cost(done.seconds, cfg.audit.hourly_price,
+    cost = audit_report.Cost(done.seconds, price,
                              f"1 x this machine ({os.cpu_count()} CPUs) standing in for one "
                              f"{cfg.audit.instance_type}", len(ids))
     how = (f"the serving container at {a.endpoint}" if a.endpoint

@@ -85,9 +85,9 @@ def operating_point(card: ModelCard) -> list[str]:
     if targets:
         lines.append("- chosen for: " + ", ".join(f"{k} {v:.1%}" for k, v in targets.items())
                      + (f" ({op['method']})" if op.get("method") else ""))
-    test = (op.get("measured") or {}).get("test")
+    test = card.served_test_point()
     if test:
-        lines.append(f"- measured on the model's own test split: false match {_pct(test.get('false_match_rate'))} "
+        lines.append(f"- measured on the model's own test split ({card.onnx_file}): false match {_pct(test.get('false_match_rate'))} "
                      f"of {test.get('false_match_n')} wrong asks, false mismatch "
                      f"{_pct(test.get('false_mismatch_rate'))} of {test.get('false_mismatch_n')} correct asks, "
                      f"{_pct(test.get('auto_share'))} answered without review")

@@ -153,12 +153,12 @@ def cmd_lambda(a, cfg: Config, sess) -> int:
 
 
 def cmd_report(a, cfg: Config, sess) -> int:
-    from orchestrate import deploy, report
+    from orchestrate import costs, deploy, report
 
     sm = aws.client(sess, "sagemaker")
     if a.transform_job:
-        doc = report.transform_report(sm.describe_transform_job(TransformJobName=a.transform_job),
-                                      cfg.audit.hourly_price)
+        desc = sm.describe_transform_job(TransformJobName=a.transform_job)
+        doc = report.transform_report(desc, cfg.costs.hourly(desc["TransformResources"]["InstanceType"]))
     elif a.tuning_job:
         if a.rules:
             raise ConfigError("--rules evaluates one training job's tensors: give --training-job, not --tuning-job")
@@ -167,6 +167,8 @@ def cmd_report(a, cfg: Config, sess) -> int:
         name = a.training_job or deploy.latest_model_data(sm, cfg.aws.stack)[0]
         desc = sm.describe_training_job(TrainingJobName=name)
         doc = report.training_report(desc)
+        doc["serving_cost"] = {"measured": cfg.costs.measured,
+                               "rows": costs.serving_costs(cfg.costs.hourly_usd, cfg.costs.img_per_s)}
         if a.rules:
             # smdebug logs to stdout, which carries the report (--json): its handler is made
             # on first import, here, so it writes to stderr with the other log lines

@@ -86,10 +86,29 @@ class DeploySection:
 
 
 @dataclass
+class CostsSection:
+    # USD per instance-hour by instance type, SageMaker on-demand in aws.region (the default
+    # is us-east-1's ml.m5.large, the same for an endpoint and for Batch Transform): the one
+    # price `audit` and `report` use
+    hourly_usd: dict = field(default_factory=lambda: {"ml.m5.large": 0.115})
+    # images per second one instance serves, by instance type and model, measured by
+    # `make bench-serve` (README "Serving speed and int8"); `measured` says where and when
+    img_per_s: dict = field(default_factory=dict)
+    measured: str = ""
+
+    def hourly(self, instance_type: str) -> float:
+        """The configured price of ``instance_type``; asked before anything is billed."""
+        try:
+            return float(self.hourly_usd[instance_type])
+        except KeyError:
+            raise ConfigError(f"no price for {instance_type}: add it to [costs] hourly_usd (USD per "
+                              "instance-hour, from the SageMaker pricing page for aws.region)") from None
+
+
+@dataclass
 class AuditSection:
     instance_type: str = "ml.m5.large"
     instance_count: int = 1
-    hourly_price: float = 0.115
     max_concurrent_transforms: int = 0
     max_payload_mb: int = 0
     batch_strategy: str = ""
@@ -123,6 +142,7 @@ class Config:
     deploy: DeploySection = field(default_factory=DeploySection)
     audit: AuditSection = field(default_factory=AuditSection)
     function: LambdaSection = field(default_factory=LambdaSection)
+    costs: CostsSection = field(default_factory=CostsSection)
     source: str = "defaults"
 
     @property
@@ -154,7 +174,7 @@ class Config:
         setattr(section, parts[1], _coerce(dotted, raw, getattr(section, parts[1])))
 
 
-_SECTIONS = ("aws", "images", "data", "train", "tune", "deploy", "audit", "lambda")
+_SECTIONS = ("aws", "images", "data", "train", "tune", "deploy", "audit", "lambda", "costs")
 # ``lambda`` is a Python keyword, so its section lives in the ``function`` attribute.
 _ATTR = {"lambda": "function"}
 

@@ -1,4 +1,5 @@
-"""``orchestrate report``: what a training or tuning job did and what it cost.
+"""``orchestrate report``: what a training or tuning job did and what it cost, and what
+serving its model costs per million checks (``orchestrate.costs``).
 
 The spot saving is SageMaker's own: ``(1 - billable / training seconds) * 100``
 (the seed's 62.8 % = 1 - 714 / 1921). ``--rules`` downloads the job's smdebug
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bincounter.training.rules import evaluate_rules
+from orchestrate import costs
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +186,8 @@ def render(report: dict) -> str:
              f"model: {report['model_artifact'] or 'n/a'}"]
     lines += [f"  {name} = {value:g}" for name, value in sorted(report["final_metrics"].items())]
     lines += [f"  rule {r['rule']}: {r['status']} {r['details']}".rstrip() for r in report["debugger_rules"]]
+    if "serving_cost" in report:
+        lines += costs.render(report["serving_cost"]["rows"], report["serving_cost"]["measured"])
     evaluated = report.get("evaluated_rules")
     if evaluated:
         lines.append(f"debugger rules evaluated on {evaluated['tensors']}:")

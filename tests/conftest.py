@@ -4,8 +4,10 @@ with the AWS environment pointing at it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import urllib.request
 from pathlib import Path
 
@@ -115,6 +117,31 @@ def trained_model(tmp_path_factory, synthetic_bins) -> Path:
     proc = run_toolkit_train(base)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return base / "model"
+
+
+@pytest.fixture(scope="session")
+def quantized_model(tmp_path_factory, tiny_bins) -> Path:
+    """The one toolkit run that quantizes (every other run sets quantize=false through the
+    fixture tree, keeping CI time flat): ``int8-max-drop`` -100 makes the card name fp32
+    whatever int8 measures, with the reason. Its model dir."""
+    base = make_opt_ml(tmp_path_factory.mktemp("quantized"), {"training": tiny_bins},
+                       {**TINY, "quantize": "true", "int8-max-drop": "-100"})
+    proc = run_toolkit_train(base)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return base / "model"
+
+
+@pytest.fixture(scope="session")
+def int8_model(quantized_model, tmp_path_factory) -> Path:
+    """The quantized run's model files (copied, so a container can mount them) under a card
+    that names the int8 twin, as training writes it where int8 holds."""
+    from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, ModelCard
+
+    model_dir = tmp_path_factory.mktemp("int8_model")
+    for name in (MODEL_ONNX, MODEL_INT8_ONNX):
+        shutil.copy(quantized_model / name, model_dir / name)
+    dataclasses.replace(ModelCard.read(quantized_model), onnx_file=MODEL_INT8_ONNX).write(model_dir)
+    return model_dir
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,9 @@ def test_model_dir_holds_the_three_files_that_describe_each_other(finished_run):
     graph = onnx.load(str(model_dir / "model.onnx")).graph
     assert [i.name for i in graph.input] == ["input"]
     assert [o.name for o in graph.output] == ["probabilities"]
+    # quantize=false (the test tree's setting): no int8 twin, and the card serves fp32
+    assert not (model_dir / "model.int8.onnx").exists()
+    assert card.onnx_file == "model.onnx" and card.quantization == {}
 
 
 def test_model_json_carries_the_temperature_and_thresholds_that_meet_the_targets_on_validation(finished_run):

@@ -19,7 +19,9 @@ TINY = {"image-size": "32", "batch-size": "8", "epochs": "2", "lr": "0.01", "log
 
 
 def make_opt_ml(base: Path, channels: dict[str, Path], hyperparameters: dict | None = None) -> Path:
-    """Copy the /opt/ml fixture tree to ``base``, add channels, code and hyperparameter overrides."""
+    """Copy the /opt/ml fixture tree to ``base``, add channels, code and hyperparameter overrides.
+
+    The tree's hyperparameters set quantize=false: only the ``quantized_model`` run pays for int8."""
     import json
 
     shutil.copytree(FIXTURES / "opt_ml", base, dirs_exist_ok=True)

@@ -28,6 +28,8 @@ SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MODEL_JSON = "model.json"
 MODEL_ONNX = "model.onnx"
+# the static int8 twin training writes beside model.onnx (bincounter.training.quantize)
+MODEL_INT8_ONNX = "model.int8.onnx"
 MODEL_PTH = "model.pth"
 ONNX_INPUT = "input"
 ONNX_OUTPUT = "probabilities"
@@ -50,10 +52,20 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    # the int8 twin: how it was made, fp32 against int8 on the test split, and why
+    # ``onnx_file`` names the one it names (empty when training did not quantize)
+    quantization: dict = field(default_factory=dict)
 
     @property
     def count_range(self) -> CountRange:
         return CountRange(min(self.classes), max(self.classes))
+
+    def served_test_point(self) -> dict | None:
+        """The test split's verdict rates of the graph ``onnx_file`` names: the int8 twin's
+        (measured at the same thresholds) when it is served, else the operating point's."""
+        if self.onnx_file == MODEL_INT8_ONNX and self.quantization.get("test"):
+            return self.quantization["test"]["int8"]["verification"]
+        return (self.operating_point.get("measured") or {}).get("test")
 
     def to_dict(self) -> dict:
         return {
@@ -68,6 +80,7 @@ class ModelCard:
             "metrics": self.metrics,
             "versions": self.versions,
             "training": self.training,
+            "quantization": self.quantization,
         }
 
     def write(self, model_dir: str | Path) -> Path:
@@ -91,7 +104,7 @@ class ModelCard:
                        calibration=d.get("calibration", {}),
                        onnx_file=d.get("onnx", {}).get("file", MODEL_ONNX),
                        metrics=d.get("metrics", {}), versions=d.get("versions", {}),
-                       training=d.get("training", {}))
+                       training=d.get("training", {}), quantization=d.get("quantization", {}))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             if isinstance(exc, ModelCardError):
                 raise

@@ -91,3 +91,28 @@ def test_sigterm_stops_serve_within_5_s_with_exit_0(server):
     print(f"\nstopped {stopped:.2f} s after SIGTERM, exit {code}")
     assert code == 0
     assert stopped <= STOPPED_WITHIN_S
+
+
+def test_the_serving_image_serves_the_int8_twin_model_json_names(serving_image, network, int8_model, abid_sample):
+    import numpy as np
+    import onnxruntime as ort
+
+    from bincounter.modelcard import MODEL_INT8_ONNX
+    from bincounter.preprocess import preprocess_bytes
+
+    card = ModelCard.read(int8_model)
+    session = ort.InferenceSession(str(int8_model / MODEL_INT8_ONNX), providers=["CPUExecutionProvider"])
+    cid = docker("run", "-d", "--network", network, "-p", "127.0.0.1::8080", "-v", f"{int8_model}:/opt/ml/model:ro",
+                 serving_image, "serve").stdout.strip()
+    try:
+        url = f"http://127.0.0.1:{docker('port', cid, '8080/tcp').stdout.split()[0].rsplit(':', 1)[1]}"
+        wait_for_ping(url, timeout=30)
+        for path in sorted((abid_sample / "images").glob("*.jpg"))[:3]:
+            jpeg = path.read_bytes()
+            status, body = http(url + "/invocations", jpeg)
+            assert status == 200, body
+            got = [json.loads(body)["probabilities"][str(c)] for c in card.classes]
+            want = session.run(["probabilities"], {"input": preprocess_bytes(jpeg, card.preprocess)[None]})[0][0]
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    finally:
+        docker("rm", "-f", cid, check=False)

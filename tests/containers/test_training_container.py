@@ -41,6 +41,8 @@ def test_train_in_the_image_writes_the_model_and_success(training_image, synthet
     card = ModelCard.read(model)
     assert card.classes == [1, 2, 3, 4, 5]
     assert "#metrics epoch=1 split=validation" in log
+    # quantize defaults to true: the image has what ONNX Runtime's quantizer needs
+    assert (model / "model.int8.onnx").is_file() and "test" in card.quantization, card.quantization
 
 
 def test_pretrained_in_an_offline_built_image_fails_with_the_reason(training_image, synthetic_bins,

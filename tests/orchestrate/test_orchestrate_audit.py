@@ -124,6 +124,13 @@ def test_the_public_bucket_cannot_feed_a_job_in_another_region(aws, bins, capsys
     assert sent(aws, "CreateTransformJob") == []
 
 
+def test_an_instance_type_without_a_price_is_refused_before_any_job(aws, bins, capsys):
+    code = cli.main([*SETTINGS, "--set", "audit.instance_type=ml.c5.xlarge", "audit", "--images",
+                     "s3://aft-vbi-pds/bin-images/", "--model-data", MODEL_DATA], session=aws)
+    assert code == 1 and "no price for ml.c5.xlarge: add it to [costs] hourly_usd" in capsys.readouterr().err
+    assert sent(aws, "CreateTransformJob") == [] and sent(aws, "CreateModel") == []
+
+
 def test_outputs_a_local_run_wrote_into_s3_are_joined_into_the_report(aws, bins, trained_model, tmp_path):
     assert audit(aws, "--images", "s3://aft-vbi-pds/bin-images/", "--model-data", MODEL_DATA,
                  "--out", str(tmp_path / "first")) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrate import cli, report, training
+from orchestrate import cli, costs, report, training
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bincounter-training:1.0"
 
@@ -14,6 +14,21 @@ def test_spot_saving_is_one_minus_billable_over_training_seconds():
     assert report.spot_saving(1000, 1000) == 0.0
     assert report.spot_saving(None, None) is None
     assert report.spot_saving(0, 0) is None
+
+
+def test_cost_per_million_checks_is_the_hourly_price_over_an_hours_images():
+    # the figures: ml.m5.large at $0.115/h serving 50 and 144 img/s
+    assert round(costs.cost_per_million(0.115, 50), 2) == 0.64
+    assert round(costs.cost_per_million(0.115, 144), 2) == 0.22
+    with pytest.raises(ValueError, match="img/s must be positive"):
+        costs.cost_per_million(0.115, 0)
+
+
+def test_serving_costs_price_every_measured_model_of_a_priced_instance_type():
+    rows = costs.serving_costs({"ml.m5.large": 0.115, "ml.c5.large": 0.119},
+                               {"ml.m5.large": {"fp32": 50.0, "int8": 144.0}, "ml.g4dn.xlarge": {"fp32": 400.0}})
+    assert [(r["instance_type"], r["model"], r["usd_per_million"]) for r in rows] == [
+        ("ml.m5.large", "fp32", 0.639), ("ml.m5.large", "int8", 0.222)]
 
 
 @pytest.mark.slow
@@ -39,11 +54,14 @@ def test_report_command_says_n_a_while_sagemaker_has_reported_no_times(aws, make
     cfg = make_cfg()
     name = training.train(aws, cfg, training.plan(cfg, IMAGE))
     config = tmp_path / "o.toml"
-    config.write_text('[aws]\nstack = "t1"\n')
+    config.write_text('[aws]\nstack = "t1"\n[costs]\nhourly_usd = {"ml.m5.large" = 0.115}\n'
+                      'img_per_s = {"ml.m5.large" = {fp32 = 50.0, int8 = 144.0}}\nmeasured = "here"\n')
     assert cli.main(["--config", str(config), "report"], session=aws) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"training job {name}: Completed")
     assert "spot saving: n/a" in out
+    assert "serving cost (USD per million checks = hourly_usd / (img_per_s x 3600) x 1e6; rates measured here):" in out
+    assert "  ml.m5.large int8: 144 img/s at $0.115/h -> $0.222 per million checks" in out
 
 
 @pytest.mark.slow

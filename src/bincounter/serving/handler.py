@@ -1,6 +1,7 @@
 """The model handler: load / preprocess / predict / postprocess (TorchServe's shape).
 
-Torch-free: ONNX Runtime runs ``model.onnx``; ``model.json`` (the
+Torch-free: ONNX Runtime runs the graph ``model.json`` names (``model.onnx``,
+or training's int8 twin when its answers held); ``model.json`` (the
 ``bincounter.modelcard`` contract) gives classes, preprocessing and the
 verification thresholds. Usable without any web server.
 """
@@ -58,6 +59,28 @@ def error_record(exc: Exception, record_id=None, expected_quantity: int | None =
     return out
 
 
+def open_session(onnx_path: str | Path, intra_op_threads: int = 1):
+    """An ONNX Runtime session as the server runs one, its signature checked against the
+    contract; training measures its models through this too (``bincounter.training.quantize``)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+        raise ModelCardError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    if inputs != [ONNX_INPUT] or ONNX_OUTPUT not in outputs:
+        raise ModelCardError(f"{onnx_path} has inputs {inputs} and outputs {outputs}; "
+                             f"the contract is input {ONNX_INPUT!r}, output {ONNX_OUTPUT!r}")
+    return session
+
+
 class ModelHandler:
     def __init__(self, card: ModelCard, session, thresholds: Thresholds,
                  max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -73,30 +96,14 @@ class ModelHandler:
     @classmethod
     def load(cls, model_dir: str | Path, thresholds: Thresholds | None = None,
              intra_op_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS) -> "ModelHandler":
-        """Read model.json, open model.onnx, check its signature and run one warm-up batch."""
-        import onnxruntime as ort
-
+        """Read model.json, open the ONNX file it names, check its signature and run one warm-up batch."""
         model_dir = Path(model_dir)
         card = ModelCard.read(model_dir)
         onnx_path = model_dir / card.onnx_file
         if not onnx_path.is_file():
             raise ModelCardError(f"model.json names {card.onnx_file}, which is not in {model_dir}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            session = ort.InferenceSession(str(onnx_path), sess_options=opts,
-                                           providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-            raise ModelCardError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
-        inputs = [i.name for i in session.get_inputs()]
-        outputs = [o.name for o in session.get_outputs()]
-        if inputs != [ONNX_INPUT] or ONNX_OUTPUT not in outputs:
-            raise ModelCardError(f"{onnx_path} has inputs {inputs} and outputs {outputs}; "
-                                 f"the contract is input {ONNX_INPUT!r}, output {ONNX_OUTPUT!r}")
-        handler = cls(card, session, thresholds or card.verification, max_pixels)
+        handler = cls(card, open_session(onnx_path, intra_op_threads), thresholds or card.verification,
+                      max_pixels)
         size = card.preprocess.image_size
         probs = handler.predict(np.zeros((1, 3, size, size), np.float32))
         if probs.shape != (1, len(handler.classes)):

@@ -68,6 +68,10 @@ PARAMS: dict[str, Param] = {
                   choices=HEADS),
     "warmup-epochs": Param(float, 0.5, "linear LR warm-up before the cosine decay"),
     "amp": Param(str2bool, True, "mixed precision (GPU only)"),
+    # the int8 twin (bincounter.training.quantize)
+    "quantize": Param(str2bool, True, "also write model.int8.onnx and serve it where its answers hold"),
+    "int8-max-drop": Param(float, 1.0, "test accuracy points int8 may lose against fp32 and still be served"),
+    "int8-calibration-images": Param(int, 256, "training images int8 is calibrated on (at most the split)"),
     "outside-counts": Param(str, "drop", "photos with counts outside min..max: drop them (counted in the log), "
                                          "or train two more classes on them (below and above the range; "
                                          "served classes stay min..max)", choices=("drop", "classes")),
@@ -122,6 +126,9 @@ class Hyperparameters:
     head: str
     warmup_epochs: float
     amp: bool
+    quantize: bool
+    int8_max_drop: float
+    int8_calibration_images: int
     outside_counts: str
     ema_decay: float
     max_false_match: float
@@ -138,6 +145,7 @@ class Hyperparameters:
                    "processes-per-host must be >= 1"),
                   (0 <= self.label_smoothing < 1, "label-smoothing must be in [0, 1)"),
                   (self.warmup_epochs >= 0, "warmup-epochs must be >= 0"),
+                  (self.int8_calibration_images >= 1, "int8-calibration-images must be >= 1"),
                   (0 <= self.ema_decay < 1, "ema-decay must be in [0, 1)"),
                   (0 < self.max_false_match < 1 and 0 < self.max_false_mismatch < 1,
                    "max-false-match and max-false-mismatch must be within (0, 1)")]

@@ -1,5 +1,5 @@
-"""What a finished run leaves behind: model.pth, the calibrated model.onnx, model.json
-with the verdicts' operating point, and the report."""
+"""What a finished run leaves behind: model.pth, the calibrated model.onnx (and its int8
+twin), model.json with the verdicts' operating point, and the report."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from torch import nn
 
 from bincounter.labels import CountRange
 from bincounter.metrics import evaluate_counts
-from bincounter.modelcard import MODEL_ONNX, MODEL_PTH, ModelCard
+from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, MODEL_PTH, ModelCard
 from bincounter.preprocess import PreprocessSpec
 from bincounter.training.environment import TrainingEnv
 from bincounter.training.export import export_onnx
 from bincounter.training.failures import TrainingDiverged
 from bincounter.training.models import build_model
 from bincounter.training.operating_point import operating_point
+from bincounter.training.quantize import Criteria, Recipe, markdown, quantize_model
 from bincounter.training.recipe import Head
 from bincounter.training.report import verdict_section, write_report
 
@@ -65,6 +66,14 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
     batch = next(b for b in test_loader if b is not None)[0][:8]
     parity = export_onnx(clean, batch, env.model_dir / MODEL_ONNX, to_probabilities=head.probabilities,
                          temperature=point.temperature)
+    quantization = {}
+    if hp.quantize:
+        # the int8 twin is judged at the thresholds just chosen, against the user's false-match target
+        quantization = quantize_model(
+            env.model_dir, MODEL_ONNX, splits["train"], splits["test"], spec, count_range.counts,
+            point.thresholds, Criteria(hp.int8_max_drop, max_false_match=hp.max_false_match),
+            Recipe(images=hp.int8_calibration_images), seed=hp.seed, threads=env.cpus_per_process)
+        sections = [*sections, *markdown(quantization)]
     # what a server answers: the arg-max of the calibrated probabilities (an ordinal
     # head's can differ from the raw outputs')
     counts = np.asarray(count_range.counts)
@@ -72,6 +81,7 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
     card = ModelCard(
         classes=count_range.counts, preprocess=spec, arch=hp.arch,
         verification=point.thresholds, operating_point=point.verification, calibration=point.calibration,
+        onnx_file=MODEL_INT8_ONNX if quantization.get("served") else MODEL_ONNX, quantization=quantization,
         metrics={"test": {"accuracy": ev.accuracy, "rmse": ev.rmse, "loss": test["loss"], "n": ev.n},
                  "validation": {k: history[-1][k] for k in ("val_loss", "val_accuracy", "val_rmse")}
                  if history else {}},

@@ -1,0 +1,144 @@
+"""How to make the int8 twin: calibration methods, sizes and data types side by side,
+on one trained model, with the code training runs (``bincounter.training.quantize``).
+
+    python -m benchmarks.bench_quantize --tree /tmp/bench_serve/tree     # make bench-quantize
+    python -m benchmarks.bench_quantize --tree T --variants minmax:256 entropy:256
+
+``--tree`` is the /opt/ml tree a toolkit run trained in (``make bench-serve`` leaves
+one): its ``model/`` holds the fp32 model, ``output/data/split.json`` says which
+images were training and test. Each variant is quantized in a fresh process (so its
+peak memory is its own), calibrated on training images and measured against fp32 on
+the whole test split through the server's session; the fp32 baseline is re-measured
+in every variant's process, side by side. A variant is METHOD:IMAGES[:u8|s8][:rr]
+(activation type, default u8; rr = reduce_range).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_VARIANTS = ["minmax:256", "entropy:256", "percentile:256", "minmax:64", "minmax:512",
+                    "minmax:256:u8:rr", "minmax:256:s8"]
+METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+
+
+def parse_variant(text: str):
+    from bincounter.training.quantize import Recipe
+
+    parts = text.lower().split(":")
+    if parts[0] not in METHODS or len(parts) < 2:
+        raise SystemExit(f"variant {text!r}: expected METHOD:IMAGES[:u8|s8][:rr], METHOD in {sorted(METHODS)}")
+    return Recipe(calibration=METHODS[parts[0]], images=int(parts[1]),
+                  activations="QInt8" if "s8" in parts[2:] else "QUInt8", reduce_range="rr" in parts[2:])
+
+
+def load_splits(tree: Path) -> dict:
+    """train and test samples of the run that trained ``tree/model``, from its split.json."""
+    from bincounter.labels import CountRange
+    from bincounter.metadata import scan_dataset
+    from bincounter.modelcard import ModelCard
+    from bincounter.split import read_manifest
+
+    card = ModelCard.read(tree / "model")
+    by_id = {}
+    for channel in sorted((tree / "input" / "data").iterdir()):
+        by_id.update({s.id: s for s in scan_dataset(channel, card.count_range)[0]})
+    split = read_manifest(tree / "output" / "data" / "split.json")
+    return {name: [by_id[i] for i in split[name]] for name in ("train", "test")}
+
+
+def measure_variant(tree: str, variant: str, work: str) -> dict:
+    """One variant in this (fresh) process: quantize, answer the test split, time batch 1."""
+    from bincounter.modelcard import MODEL_ONNX, ModelCard
+    from bincounter.training.quantize import (Criteria, answer, calibration_set, decide, ms_per_image,
+                                              read_inputs, scores, write_int8)
+
+    model_dir = Path(tree) / "model"
+    card = ModelCard.read(model_dir)
+    fp32 = model_dir / MODEL_ONNX
+    int8 = Path(work) / f"{variant.replace(':', '-')}.onnx"
+    recipe = parse_variant(variant)
+    splits = load_splits(Path(tree))
+    t0 = time.monotonic()
+    calibration = calibration_set(splits["train"], card.preprocess, recipe.images, seed=0)
+    write_int8(fp32, int8, calibration, recipe)
+    seconds = time.monotonic() - t0
+    probs, counts, _ = answer({"fp32": fp32, "int8": int8}, splits["test"], card.preprocess, os.cpu_count() or 1)
+    x, _, _ = read_inputs(splits["test"][:34], card.preprocess)
+    ms = ms_per_image({"fp32": fp32, "int8": int8}, x)
+    # the run's own rule: its int8-max-drop and false-match target, at its thresholds
+    hp = card.training.get("hyperparameters", {})
+    criteria = Criteria(hp.get("int8-max-drop", 1.0), card.operating_point["targets"]["max_false_match"])
+    result = {name: scores(p, counts, card.classes, card.verification) for name, p in probs.items()}
+    reasons = decide(result["fp32"], result["int8"], criteria)
+    int8.unlink()
+    return {"variant": variant, "calibration_images": len(calibration), "seconds": round(seconds, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "ms": ms, **result, "top1_agreement": float((probs["fp32"].argmax(1) == probs["int8"].argmax(1)).mean()),
+            "max_abs_probability_difference": float(abs(probs["fp32"] - probs["int8"]).max()),
+            "reasons": reasons, "load_average": round(os.getloadavg()[0], 2)}
+
+
+def table(rows: list[dict]) -> str:
+    f = rows[0]["fp32"]
+    lines = [f"fp32: accuracy {f['accuracy'] * 100:.2f} %, RMSE {f['rmse']:.3f}, false-match rate "
+             f"{f['verification']['false_match_rate']:.4f} (test n={f['n']})", "",
+             "| variant | cal. images | accuracy % | Δ pp | RMSE | ΔRMSE | top-1 agree % | max Δp | FMR "
+             "| int8 ms | fp32 ms | quantize s | peak MB | served? |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        i, f = r["int8"], r["fp32"]
+        lines.append(
+            f"| {r['variant']} | {r['calibration_images']} | {i['accuracy'] * 100:.2f} | "
+            f"{(i['accuracy'] - f['accuracy']) * 100:+.2f} | {i['rmse']:.3f} | {i['rmse'] - f['rmse']:+.3f} | "
+            f"{r['top1_agreement'] * 100:.1f} | {r['max_abs_probability_difference']:.3f} | "
+            f"{i['verification']['false_match_rate']:.4f} | {r['ms'].get('int8', float('nan')):.1f} | "
+            f"{r['ms'].get('fp32', float('nan')):.1f} | {r['seconds']:.0f} | {r['peak_rss_mb']} | "
+            f"{'yes' if not r['reasons'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tree", type=Path, default=Path("/tmp/bench_serve/tree"),
+                   help="the /opt/ml tree of a finished toolkit run (default: make bench-serve's)")
+    p.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS)
+    p.add_argument("--json", type=Path, help="also write the results here")
+    a = p.parse_args(argv)
+    if not (a.tree / "model" / "model.json").is_file() or not (a.tree / "output/data/split.json").is_file():
+        raise SystemExit(f"{a.tree} is not the tree of a finished training run (model/model.json, "
+                         "output/data/split.json)")
+    for v in a.variants:
+        parse_variant(v)
+    work = a.tree / "bench_quantize"
+    work.mkdir(exist_ok=True)
+    print(f"{len(a.variants)} variants on {a.tree / 'model'}, one process each; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    rows = []
+    ctx = multiprocessing.get_context("spawn")
+    for v in a.variants:
+        with ctx.Pool(1) as pool:
+            rows.append(pool.apply(measure_variant, (str(a.tree), v, str(work))))
+        r = rows[-1]
+        print(f"  {v}: int8 accuracy {r['int8']['accuracy'] * 100:.2f} % (fp32 {r['fp32']['accuracy'] * 100:.2f} %), "
+              f"agreement {r['top1_agreement'] * 100:.1f} %, {r['seconds']:.0f} s, {r['peak_rss_mb']} MB, "
+              f"load average {r['load_average']}", flush=True)
+    print()
+    print(table(rows))
+    print("\nΔ against the fp32 model measured in the same process; ms = median per image at batch 1, "
+          "one ONNX Runtime thread, this host; served? = the run's own criteria (its int8-max-drop, RMSE "
+          "+0.02, its false-match target at the card's thresholds)")
+    if a.json:
+        a.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

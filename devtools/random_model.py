@@ -1,0 +1,23 @@
+"""A random-weight 5-class model in a serving folder, for the benchmarks that measure the
+server or the transform rather than the weights (soak, bench-audit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def random_model(model_dir: Path, arch: str = "resnet50", size: int = 224) -> Path:
+    """``model.onnx`` + ``model.json`` of ``arch`` at ``size`` px with seeded random weights."""
+    import torch
+
+    from bincounter.modelcard import ModelCard
+    from bincounter.preprocess import PreprocessSpec
+    from bincounter.training.export import export_onnx
+    from bincounter.training.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch, 5, pretrained=False).eval()
+    model_dir.mkdir(parents=True, exist_ok=True)
+    export_onnx(model, torch.zeros(2, 3, size, size), model_dir / "model.onnx")
+    ModelCard(classes=[1, 2, 3, 4, 5], preprocess=PreprocessSpec(image_size=size), arch=arch).write(model_dir)
+    return model_dir

@@ -1,0 +1,139 @@
+"""The int8 twin: written by a toolkit run, measured against fp32, named by model.json
+only where its answers hold."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from bincounter.metadata import Sample
+from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, ModelCard
+from bincounter.preprocess import PreprocessSpec
+from bincounter.training.quantize import Criteria, decide, quantize_model, read_inputs
+from bincounter.verification import Thresholds
+
+
+def scores(accuracy: float, rmse: float, false_match: float | None, n: int = 600) -> dict:
+    return {"accuracy": accuracy, "rmse": rmse, "n": n,
+            "verification": {"false_match_rate": false_match, "false_match_n": 900}}
+
+
+CRITERIA = Criteria(max_accuracy_drop=1.0, max_false_match=0.01)
+
+
+def test_int8_that_answers_like_fp32_may_be_served():
+    assert decide(scores(0.35, 1.20, 0.008), scores(0.35, 1.20, 0.008), CRITERIA) == []
+
+
+def test_accuracy_may_drop_by_exactly_int8_max_drop_points_and_no_more():
+    assert decide(scores(0.35, 1.2, 0.0), scores(0.34, 1.2, 0.0), CRITERIA) == []
+    reasons = decide(scores(0.35, 1.2, 0.0), scores(0.3383, 1.2, 0.0), CRITERIA)
+    assert reasons == ["accuracy drops 1.17 points (35.00 % -> 33.83 %, n=600) > int8-max-drop 1"]
+
+
+def test_a_negative_int8_max_drop_refuses_even_identical_answers():
+    reasons = decide(scores(0.35, 1.2, 0.0), scores(0.35, 1.2, 0.0), Criteria(-1.0, 0.01))
+    assert len(reasons) == 1 and "int8-max-drop -1" in reasons[0]
+
+
+def test_rmse_may_rise_by_at_most_0_02():
+    assert decide(scores(0.35, 1.20, 0.0), scores(0.35, 1.22, 0.0), CRITERIA) == []
+    assert decide(scores(0.35, 1.20, 0.0), scores(0.35, 1.23, 0.0), CRITERIA) == [
+        "RMSE rises 0.030 (1.200 -> 1.230) > 0.02"]
+
+
+def test_the_false_match_rate_must_still_meet_its_target():
+    reasons = decide(scores(0.35, 1.2, 0.008), scores(0.35, 1.2, 0.012), CRITERIA)
+    assert reasons == ["false-match rate 0.0120 (n=900) misses its target 0.01 (fp32: 0.0080)"]
+
+
+def test_where_fp32_already_misses_the_target_int8_must_be_no_worse():
+    assert decide(scores(0.35, 1.2, 0.02), scores(0.35, 1.2, 0.02), CRITERIA) == []
+    reasons = decide(scores(0.35, 1.2, 0.02), scores(0.35, 1.2, 0.03), CRITERIA)
+    assert reasons == ["false-match rate 0.0300 (n=900) exceeds fp32's 0.0200, which already misses "
+                       "the target 0.01"]
+
+
+def test_every_failed_bound_is_a_reason():
+    assert len(decide(scores(0.35, 1.2, 0.0), scores(0.30, 1.3, 0.05), CRITERIA)) == 3
+
+
+def test_an_undecodable_image_is_left_out_by_name(tmp_path, tiny_bins):
+    good = sorted((tiny_bins / "images").glob("*.jpg"))[:2]
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not a jpeg")
+    samples = [Sample(p.stem, p, 1) for p in good] + [Sample("broken", bad, 2)]
+    x, counts, left_out = read_inputs(samples, PreprocessSpec(image_size=32))
+    assert x.shape == (2, 3, 32, 32) and counts.tolist() == [1, 1]
+    assert left_out == [str(bad)]
+
+
+def test_a_quantization_that_fails_keeps_fp32_and_says_why(tmp_path, tiny_bins):
+    (tmp_path / MODEL_ONNX).write_bytes(b"not an onnx graph")
+    images = sorted((tiny_bins / "images").glob("*.jpg"))[:8]
+    samples = [Sample(p.stem, p, 1 + i % 5) for i, p in enumerate(images)]
+    section = quantize_model(tmp_path, MODEL_ONNX, samples, samples, PreprocessSpec(image_size=32),
+                             [1, 2, 3, 4, 5], Thresholds(), CRITERIA)
+    assert section["served"] is False and section["reasons"][0].startswith("quantization failed: ")
+    assert not (tmp_path / MODEL_INT8_ONNX).exists()
+
+
+@pytest.mark.slow
+def test_a_quantizing_run_writes_the_int8_twin_with_the_serving_contracts_names(quantized_model):
+    graph = onnx.load(str(quantized_model / MODEL_INT8_ONNX)).graph
+    assert [i.name for i in graph.input] == ["input"]
+    assert [o.name for o in graph.output] == ["probabilities"]
+    ops = {node.op_type for node in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # static QDQ, not a copy of fp32
+    assert (quantized_model / MODEL_ONNX).is_file()
+
+
+@pytest.mark.slow
+def test_model_json_records_both_models_and_says_why_fp32_is_named(quantized_model):
+    card = ModelCard.read(quantized_model)
+    q = card.quantization
+    # int8-max-drop -100: int8 would have to gain 100 points, so fp32 is named
+    assert card.onnx_file == MODEL_ONNX and q["served"] is False
+    assert len(q["reasons"]) == 1 and "int8-max-drop -100" in q["reasons"][0]
+    assert q["file"] == MODEL_INT8_ONNX and q["recipe"]["calibration"] == "MinMax"
+    assert q["recipe"]["images"] == 80  # the whole tiny training split (TINY: 80 images)
+    for name in ("fp32", "int8"):
+        m = q["test"][name]
+        assert m["n"] == 10 and 0 <= m["accuracy"] <= 1 and m["rmse"] >= 0
+        assert m["verification"]["false_match_n"] > 0 and 0 <= m["verification"]["false_match_rate"] <= 1
+        assert q["speed"]["ms_per_image"][name] > 0
+    assert 0 <= q["test"]["top1_agreement"] <= 1 and q["test"]["max_abs_probability_difference"] > 0
+    assert q["speed"]["host"]["cpus"] >= 1 and "training host" in q["speed"]["measured_on"]
+    # torch's fp32 test accuracy is the card's metric; ONNX Runtime's fp32 gives the same answers
+    assert q["test"]["fp32"]["accuracy"] == pytest.approx(card.metrics["test"]["accuracy"])
+    # judged at the operating point training chose, against the user's target: the fp32 graph
+    # (calibrated, through the server's session) measures what the card's verification says
+    assert q["criteria"]["thresholds"] == {"match_at": card.verification.match_at,
+                                           "mismatch_at": card.verification.mismatch_at}
+    assert q["criteria"]["max_false_match"] == card.operating_point["targets"]["max_false_match"]
+    measured = card.operating_point["measured"]["test"]
+    for key in ("false_match_rate", "false_match_n", "false_mismatch_rate", "auto_share"):
+        assert q["test"]["fp32"]["verification"][key] == pytest.approx(measured[key]), key
+
+
+@pytest.mark.slow
+def test_the_report_shows_fp32_against_int8_with_the_decision(quantized_model):
+    out = quantized_model.parent / "output" / "data"
+    md = (out / "evaluation.md").read_text()
+    assert "## int8" in md and "| fp32 |" in md and "| int8 |" in md and "not served: accuracy drops" in md
+    doc = json.loads((out / "evaluation.json").read_text())
+    assert doc["model"]["quantization"]["served"] is False
+    assert np.isfinite(doc["model"]["quantization"]["test"]["int8"]["rmse"])
+
+
+@pytest.mark.slow
+def test_the_rates_a_card_states_are_those_of_the_graph_it_names(quantized_model, int8_model):
+    from orchestrate.audit_report import operating_point
+
+    fp32, int8 = ModelCard.read(quantized_model), ModelCard.read(int8_model)
+    assert fp32.served_test_point() == fp32.operating_point["measured"]["test"]
+    assert int8.served_test_point() == int8.quantization["test"]["int8"]["verification"]
+    assert any("(model.int8.onnx)" in line for line in operating_point(int8))
