@@ -34,6 +34,15 @@ def test_torch_free_core_modules_do_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+def test_the_training_pipeline_imports_without_the_web_server():
+    # the training image has no Flask, gunicorn or werkzeug (requirements/serving.in only);
+    # training still measures its models through the server's ONNX Runtime session
+    code = ("import sys\nfor m in ('flask', 'gunicorn', 'werkzeug'): sys.modules[m] = None\n"
+            "import bincounter.training.pipeline, bincounter.serving.session; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
 def test_model_card_round_trips_and_rejects_foreign_schemas(tmp_path):
     card = ModelCard(classes=[1, 2, 3, 4, 5], preprocess=PreprocessSpec(112), arch="resnet18",
                      verification=Thresholds(None, 0.05), calibration={"temperature": 1.7},

@@ -20,10 +20,9 @@ from bincounter.verification import Thresholds
 from bincounter.preprocess import (DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError,
                                    preprocess_bytes)
 from bincounter.serving.errors import BadRequest, error_message, status_for
+from bincounter.serving.session import MAX_RUN_BATCH, open_session
 
 log = logging.getLogger(__name__)
-# Bounds the float32 input tensor of one run (32 x 3 x 224 x 224 = 19 MB).
-MAX_RUN_BATCH = 32
 # What one bad record may cost in batch mode: its own answer, nothing else.
 _RECORD_ERRORS = (BadRequest, ImageDecodeError, ImageTooLargeError)
 
@@ -57,28 +56,6 @@ def error_record(exc: Exception, record_id=None, expected_quantity: int | None =
     if expected_quantity is not None:
         out["expected_quantity"] = expected_quantity
     return out
-
-
-def open_session(onnx_path: str | Path, intra_op_threads: int = 1):
-    """An ONNX Runtime session as the server runs one, its signature checked against the
-    contract; training measures its models through this too (``bincounter.training.quantize``)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = intra_op_threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    try:
-        session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
-        raise ModelCardError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
-    inputs = [i.name for i in session.get_inputs()]
-    outputs = [o.name for o in session.get_outputs()]
-    if inputs != [ONNX_INPUT] or ONNX_OUTPUT not in outputs:
-        raise ModelCardError(f"{onnx_path} has inputs {inputs} and outputs {outputs}; "
-                             f"the contract is input {ONNX_INPUT!r}, output {ONNX_OUTPUT!r}")
-    return session
 
 
 class ModelHandler:

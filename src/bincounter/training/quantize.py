@@ -5,7 +5,7 @@ ONNX Runtime static quantization: ``quant_pre_process`` first (ONNX Runtime's
 guide: optimise while pre-processing, not while quantizing), then QDQ with uint8
 activations and int8 per-channel weights, calibrated on training images read
 through the shared preprocessing. Both graphs then answer the whole test split
-through the server's own session (``serving.handler.open_session``), and
+through the server's own session (``serving.session.open_session``), and
 ``decide`` keeps int8 only when its accuracy drops by at most ``int8-max-drop``
 points, its RMSE rises by at most ``MAX_RMSE_RISE`` and its false-match rate
 still meets the target. The section it returns goes into ``model.json``.
@@ -30,7 +30,7 @@ from bincounter.metadata import Sample
 from bincounter.metrics import evaluate_counts
 from bincounter.modelcard import MODEL_INT8_ONNX, ONNX_INPUT, ONNX_OUTPUT
 from bincounter.preprocess import ImageDecodeError, ImageTooLargeError, PreprocessSpec, preprocess_bytes
-from bincounter.serving.handler import MAX_RUN_BATCH, open_session
+from bincounter.serving.session import MAX_RUN_BATCH, open_session
 from bincounter.verification import Thresholds, make_asks, measure
 
 log = logging.getLogger(__name__)

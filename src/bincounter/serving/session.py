@@ -1,0 +1,34 @@
+"""The ONNX Runtime session exactly as the server runs one, and how many images one
+run may take. Training measures its models through it too (``bincounter.training.quantize``),
+inside the training image, which has no web server: keep this module's imports to
+ONNX Runtime and the model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bincounter.modelcard import ONNX_INPUT, ONNX_OUTPUT, ModelCardError
+
+# Bounds the float32 input tensor of one run (32 x 3 x 224 x 224 = 19 MB).
+MAX_RUN_BATCH = 32
+
+
+def open_session(onnx_path: str | Path, intra_op_threads: int = 1):
+    """An ONNX Runtime session with the server's options, its signature checked against the contract."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+        raise ModelCardError(f"ONNX Runtime cannot load {onnx_path}: {exc}") from exc
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    if inputs != [ONNX_INPUT] or ONNX_OUTPUT not in outputs:
+        raise ModelCardError(f"{onnx_path} has inputs {inputs} and outputs {outputs}; "
+                             f"the contract is input {ONNX_INPUT!r}, output {ONNX_OUTPUT!r}")
+    return session
