@@ -92,6 +92,18 @@ def test_a_quantizing_run_writes_the_int8_twin_with_the_serving_contracts_names(
 
 
 @pytest.mark.slow
+def test_the_int8_twins_probabilities_sum_to_one_like_fp32s(quantized_model, tiny_bins):
+    # the output Softmax stays float: quantized, it answers in steps of 1/255 that sum to 0.996
+    from bincounter.preprocess import preprocess_bytes
+    from bincounter.serving.session import open_session
+
+    spec = ModelCard.read(quantized_model).preprocess
+    x = np.stack([preprocess_bytes(p.read_bytes(), spec) for p in sorted((tiny_bins / "images").glob("*.jpg"))[:16]])
+    probs = open_session(quantized_model / MODEL_INT8_ONNX).run(["probabilities"], {"input": x})[0]
+    assert probs.shape == (16, 5) and np.abs(probs.sum(axis=1) - 1).max() < 1e-5
+
+
+@pytest.mark.slow
 def test_model_json_records_both_models_and_says_why_fp32_is_named(quantized_model):
     card = ModelCard.read(quantized_model)
     q = card.quantization

@@ -94,6 +94,15 @@ def calibration_set(train: Sequence[Sample], spec: PreprocessSpec, images: int, 
     return x[: len(x) // stride * stride]
 
 
+def output_nodes(model: Path) -> list[str]:
+    """The nodes that write ``probabilities``: left in float, because a quantized Softmax
+    answers in steps of 1/255 whose sum is not 1 (the serving contract's probabilities are)."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    return [n.name for n in graph.node if ONNX_OUTPUT in n.output]
+
+
 def write_int8(fp32: Path, int8: Path, calibration: np.ndarray, recipe: Recipe) -> None:
     """``fp32`` -> ``int8``: static QDQ quantization calibrated on ``calibration`` (N x 3 x S x S)."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
@@ -121,6 +130,7 @@ def write_int8(fp32: Path, int8: Path, calibration: np.ndarray, recipe: Recipe) 
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre))
         quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        nodes_to_exclude=output_nodes(pre),
                         reduce_range=recipe.reduce_range, activation_type=QuantType[recipe.activations],
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod[recipe.calibration],
                         extra_options={"CalibStridedMinMax": min(CALIBRATION_STRIDE, len(calibration))})
