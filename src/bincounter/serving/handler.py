@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bincounter.modelcard import ONNX_INPUT, ONNX_OUTPUT, ModelCard, ModelCardError
+from bincounter.modelcard import ModelCard, ModelCardError
 from bincounter.verification import Thresholds
 from bincounter.preprocess import (DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError,
                                    preprocess_bytes)
 from bincounter.serving.errors import BadRequest, error_message, status_for
-from bincounter.serving.session import MAX_RUN_BATCH, open_session
+from bincounter.serving.session import MAX_RUN_BATCH, open_session, run_batches
 
 log = logging.getLogger(__name__)
 # What one bad record may cost in batch mode: its own answer, nothing else.
@@ -102,24 +102,22 @@ class ModelHandler:
 
     def preprocess(self, instances: list[Instance]) -> np.ndarray:
         """Image bytes -> float32 N x 3 x S x S, through the same function training used."""
-        spec, arrays = self.card.preprocess, []
-        for i, inst in enumerate(instances):
-            try:
-                arrays.append(preprocess_bytes(inst.image, spec, self.max_pixels))
-            except (ImageDecodeError, ImageTooLargeError) as exc:
-                if len(instances) == 1:
-                    raise
-                raise type(exc)(f"{inst.where or f'instance {i}'}: {exc}") from exc
-        return np.stack(arrays)
+        one = len(instances) == 1  # a lone image's error needs no location
+        return np.stack([self._decode(inst.image, None if one else inst.where or f"instance {i}")
+                         for i, inst in enumerate(instances)])
+
+    def _decode(self, image: bytes, where: str | None) -> np.ndarray:
+        """One image through the shared preprocessing; its errors name ``where``."""
+        try:
+            return preprocess_bytes(image, self.card.preprocess, self.max_pixels)
+        except (ImageDecodeError, ImageTooLargeError) as exc:
+            if where is None:
+                raise
+            raise type(exc)(f"{where}: {exc}") from exc
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """N x 3 x S x S -> N x classes probabilities."""
-        parts = []
-        for start in range(0, len(batch), MAX_RUN_BATCH):
-            with self._run_lock:
-                parts.append(self.session.run([ONNX_OUTPUT],
-                                              {ONNX_INPUT: batch[start:start + MAX_RUN_BATCH]})[0])
-        return np.concatenate(parts)
+        return run_batches(self.session, batch, self._run_lock)
 
     def postprocess(self, probs: np.ndarray, instances: list[Instance]) -> list[dict]:
         counts = np.asarray(self.classes, np.float64)
@@ -163,10 +161,8 @@ class ModelHandler:
                 continue
             try:
                 self._check_quantity(item.expected_quantity, item.where or "record")
-                array = preprocess_bytes(item.image, self.card.preprocess, self.max_pixels)
+                array = self._decode(item.image, item.where or None)
             except _RECORD_ERRORS as exc:
-                if item.where and not str(exc).startswith(item.where):
-                    exc = type(exc)(f"{item.where}: {exc}")
                 answers[i] = error_record(exc, item.id, item.expected_quantity)
                 continue
             ready.append((i, item, array))

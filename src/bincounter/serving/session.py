@@ -5,7 +5,10 @@ ONNX Runtime and the model card."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+
+import numpy as np
 
 from bincounter.modelcard import ONNX_INPUT, ONNX_OUTPUT, ModelCardError
 
@@ -32,3 +35,13 @@ def open_session(onnx_path: str | Path, intra_op_threads: int = 1):
         raise ModelCardError(f"{onnx_path} has inputs {inputs} and outputs {outputs}; "
                              f"the contract is input {ONNX_INPUT!r}, output {ONNX_OUTPUT!r}")
     return session
+
+
+def run_batches(session, x: np.ndarray, lock: AbstractContextManager = nullcontext()) -> np.ndarray:
+    """``probabilities`` for ``x`` (N x 3 x S x S, N >= 1), MAX_RUN_BATCH images per run,
+    each run under ``lock`` (the server's workers share one session between threads)."""
+    parts = []
+    for start in range(0, len(x), MAX_RUN_BATCH):
+        with lock:
+            parts.append(session.run([ONNX_OUTPUT], {ONNX_INPUT: x[start:start + MAX_RUN_BATCH]})[0])
+    return np.concatenate(parts)

@@ -16,7 +16,6 @@ DEFAULT_MODEL_DIR = "/opt/ml/model"
 # Batch Transform waits 600 s per invocation by default (ModelClientConfig.InvocationsTimeoutInSeconds,
 # docs/platform.md §8).
 BATCH_TIMEOUT_S = 600
-BATCH_STRATEGIES = ("SINGLE_RECORD", "MULTI_RECORD")
 # A transform keeps every worker busy for seconds per mini-batch while /ping must still answer
 # within 2 s: in batch mode each worker gets a second thread (gthread), and the execution
 # parameters ask for one concurrent transform per worker, so that thread stays free for pings.
@@ -93,8 +92,8 @@ class ServeSettings:
     # 200 instead of failing the whole mini-batch; the body limit is the job's MaxPayloadInMB.
     batch: bool = False
     max_payload_mb: int | None = None
-    batch_strategy: str | None = None
-    max_concurrent_transforms: int | None = None
+    # SAGEMAKER_BATCH_STRATEGY and SAGEMAKER_MAX_CONCURRENT_TRANSFORMS change nothing here:
+    # a body says how many records it holds, and each worker takes one request at a time
 
     @property
     def max_body_bytes(self) -> int:
@@ -117,15 +116,10 @@ class ServeSettings:
         env = os.environ if env is None else env
         d = cls()
         batch = _flag(env, "SAGEMAKER_BATCH")
-        strategy = env.get("SAGEMAKER_BATCH_STRATEGY", "").strip().upper() or None
-        if strategy is not None and strategy not in BATCH_STRATEGIES:
-            raise SettingsError(f"SAGEMAKER_BATCH_STRATEGY={strategy!r} is not one of "
-                                f"{', '.join(BATCH_STRATEGIES)}")
         payload = _int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", -1, 0)
         if payload > MAX_BATCH_PAYLOAD_MB:
             raise SettingsError(f"SAGEMAKER_MAX_PAYLOAD_IN_MB={payload} is over SageMaker's "
                                 f"maximum of {MAX_BATCH_PAYLOAD_MB}")
-        concurrent = _int(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", 0)
         return cls(
             model_dir=Path(env.get("SM_MODEL_DIR") or DEFAULT_MODEL_DIR),
             host=env.get("MODEL_SERVER_HOST") or d.host,
@@ -140,8 +134,6 @@ class ServeSettings:
             mismatch_at=_prob(env, "BINCOUNTER_VERIFY_MISMATCH_AT"),
             batch=batch,
             max_payload_mb=None if payload < 0 else payload,
-            batch_strategy=strategy,
-            max_concurrent_transforms=concurrent or None,
         )
 
     def thresholds(self, from_card: "Thresholds") -> "Thresholds":

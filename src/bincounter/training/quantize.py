@@ -30,7 +30,8 @@ from bincounter.metadata import Sample
 from bincounter.metrics import evaluate_counts
 from bincounter.modelcard import MODEL_INT8_ONNX, ONNX_INPUT, ONNX_OUTPUT
 from bincounter.preprocess import ImageDecodeError, ImageTooLargeError, PreprocessSpec, preprocess_bytes
-from bincounter.serving.session import MAX_RUN_BATCH, open_session
+from bincounter.serving.session import open_session, run_batches
+from bincounter.training.hyperparameters import PARAMS
 from bincounter.verification import Thresholds, make_asks, measure
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ EPS = 1e-9             # equal metrics must not fail a comparison on float noise
 class Recipe:
     """How the int8 graph is made; the defaults are what training does."""
     calibration: str = CALIBRATION            # onnxruntime CalibrationMethod: MinMax, Entropy, Percentile
-    images: int = 256                         # calibration images, at most the training split
+    images: int = PARAMS["int8-calibration-images"].default  # at most the training split
     activations: str = "QUInt8"               # QuantType of activations (weights: QInt8, per channel)
     reduce_range: bool = False                # 7-bit weights (non-VNNI saturation guard)
 
@@ -134,13 +135,6 @@ def write_int8(fp32: Path, int8: Path, calibration: np.ndarray, recipe: Recipe) 
                         reduce_range=recipe.reduce_range, activation_type=QuantType[recipe.activations],
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod[recipe.calibration],
                         extra_options={"CalibStridedMinMax": min(CALIBRATION_STRIDE, len(calibration))})
-    open_session(int8)  # the serving contract: input `input`, output `probabilities`
-
-
-def run(session, x: np.ndarray) -> np.ndarray:
-    """Probabilities for ``x`` (at least one image) in the server's run batches."""
-    return np.concatenate([session.run([ONNX_OUTPUT], {ONNX_INPUT: x[i:i + MAX_RUN_BATCH]})[0]
-                           for i in range(0, len(x), MAX_RUN_BATCH)])
 
 
 def answer(paths: dict[str, Path], samples: Sequence[Sample], spec: PreprocessSpec,
@@ -156,7 +150,7 @@ def answer(paths: dict[str, Path], samples: Sequence[Sample], spec: PreprocessSp
             continue
         counts.append(y)
         for name, session in sessions.items():
-            probs[name].append(run(session, x))
+            probs[name].append(run_batches(session, x))
     if not counts:
         raise ValueError("no test image could be decoded")
     return {k: np.concatenate(v) for k, v in probs.items()}, np.concatenate(counts), bad
