@@ -28,7 +28,7 @@ bench-train: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_train $(BENCH_ARGS)
 
 # a seed-style torch server vs serve on fp32 and on int8, same trained ResNet50, 4 clients x 30 s
-# each; trains the model first (2-3 h on 2 cores, kept in /tmp/bench_serve) unless --model-dir
+# each; trains the model first (3-4 h on 2 cores, kept in /tmp/bench_serve) unless --model-dir
 .PHONY: bench-serve bench-quantize
 bench-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_serve $(BENCH_ARGS)

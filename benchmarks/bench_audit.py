@@ -106,10 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, default=500, help="sample photos to transform (0: all 4,995)")
     p.add_argument("--instance-type", default="ml.m5.large")
     p.add_argument("--vcpus", type=int, default=0, help="the instance type's vCPUs (default: from its size)")
-    p.add_argument("--hourly-price", type=float, default=0.115, help="USD per instance-hour (orchestrate.toml [costs] hourly_usd)")
+    p.add_argument("--hourly-price", type=float, help="USD per instance-hour (default: orchestrate.toml [costs])")
     p.add_argument("--instances", default="1,4,10,40", help="K values to project for")
     p.add_argument("--bins", type=int, default=ABID_BINS)
     a = p.parse_args(argv)
+    if a.hourly_price is None:
+        from orchestrate.config import load
+
+        a.hourly_price = load(ROOT / "orchestrate.toml").costs.hourly(a.instance_type)
     if not SAMPLE_IMAGES.is_dir():
         print(f"the real sample is not at {SAMPLE_IMAGES} (it lives in ../shared): nothing to measure")
         return 1

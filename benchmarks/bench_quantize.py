@@ -6,10 +6,10 @@ on one trained model, with the code training runs (``bincounter.training.quantiz
 
 ``--tree`` is the /opt/ml tree a toolkit run trained in (``make bench-serve`` leaves
 one): its ``model/`` holds the fp32 model, ``output/data/split.json`` says which
-images were training and test. Each variant is quantized in a fresh process (so its
-peak memory is its own), calibrated on training images and measured against fp32 on
-the whole test split through the server's session; the fp32 baseline is re-measured
-in every variant's process, side by side. A variant is METHOD:IMAGES[:u8|s8][:rr]
+images were training and test. Each variant goes through training's own
+``quantize_model`` in a fresh process (so its peak memory is its own): calibrated on training images and measured against fp32 on
+the whole test split through the server's session, the fp32 baseline re-measured in
+every variant's process, side by side. A variant is METHOD:IMAGES[:u8|s8][:rr]
 (activation type, default u8; rr = reduce_range).
 """
 
@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import resource
 import sys
-import time
 from pathlib import Path
 
 DEFAULT_VARIANTS = ["minmax:256", "entropy:256", "percentile:256", "minmax:64", "minmax:512",
@@ -41,7 +40,6 @@ def parse_variant(text: str):
 
 def load_splits(tree: Path) -> dict:
     """train and test samples of the run that trained ``tree/model``, from its split.json."""
-    from bincounter.labels import CountRange
     from bincounter.metadata import scan_dataset
     from bincounter.modelcard import ModelCard
     from bincounter.split import read_manifest
@@ -55,55 +53,51 @@ def load_splits(tree: Path) -> dict:
 
 
 def measure_variant(tree: str, variant: str, work: str) -> dict:
-    """One variant in this (fresh) process: quantize, answer the test split, time batch 1."""
+    """One variant in this (fresh) process, through training's own ``quantize_model`` on a
+    folder holding the run's fp32 graph: quantize, answer the test split, time batch 1."""
     from bincounter.modelcard import MODEL_ONNX, ModelCard
     from bincounter.training.hyperparameters import PARAMS
-    from bincounter.training.quantize import (Criteria, answer, calibration_set, decide, ms_per_image,
-                                              read_inputs, scores, write_int8)
+    from bincounter.training.quantize import Criteria, quantize_model
 
-    model_dir = Path(tree) / "model"
-    card = ModelCard.read(model_dir)
-    fp32 = model_dir / MODEL_ONNX
-    int8 = Path(work) / f"{variant.replace(':', '-')}.onnx"
-    recipe = parse_variant(variant)
+    card = ModelCard.read(Path(tree) / "model")
+    folder = Path(work) / variant.replace(":", "-")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MODEL_ONNX).unlink(missing_ok=True)
+    (folder / MODEL_ONNX).symlink_to((Path(tree) / "model" / MODEL_ONNX).resolve())
     splits = load_splits(Path(tree))
-    t0 = time.monotonic()
-    calibration = calibration_set(splits["train"], card.preprocess, recipe.images, seed=0)
-    write_int8(fp32, int8, calibration, recipe)
-    seconds = time.monotonic() - t0
-    probs, counts, _ = answer({"fp32": fp32, "int8": int8}, splits["test"], card.preprocess, os.cpu_count() or 1)
-    x, _, _ = read_inputs(splits["test"][:34], card.preprocess)
-    ms = ms_per_image({"fp32": fp32, "int8": int8}, x)
     # the run's own rule: its int8-max-drop and false-match target, at its thresholds
     hp = card.training.get("hyperparameters", {})
     criteria = Criteria(hp.get("int8-max-drop", PARAMS["int8-max-drop"].default),
                         card.operating_point["targets"]["max_false_match"])
-    result = {name: scores(p, counts, card.classes, card.verification) for name, p in probs.items()}
-    reasons = decide(result["fp32"], result["int8"], criteria)
-    int8.unlink()
-    return {"variant": variant, "calibration_images": len(calibration), "seconds": round(seconds, 1),
+    section = quantize_model(folder, MODEL_ONNX, splits["train"], splits["test"], card.preprocess, card.classes,
+                             card.verification, criteria, parse_variant(variant), threads=os.cpu_count() or 1)
+    return {"variant": variant, "section": section,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "ms": ms, **result, "top1_agreement": float((probs["fp32"].argmax(1) == probs["int8"].argmax(1)).mean()),
-            "max_abs_probability_difference": float(abs(probs["fp32"] - probs["int8"]).max()),
-            "reasons": reasons, "load_average": round(os.getloadavg()[0], 2)}
+            "load_average": round(os.getloadavg()[0], 2)}
 
 
 def table(rows: list[dict]) -> str:
-    f = rows[0]["fp32"]
-    lines = [f"fp32: accuracy {f['accuracy'] * 100:.2f} %, RMSE {f['rmse']:.3f}, false-match rate "
-             f"{f['verification']['false_match_rate']:.4f} (test n={f['n']})", "",
-             "| variant | cal. images | accuracy % | Δ pp | RMSE | ΔRMSE | top-1 agree % | max Δp | FMR "
-             "| int8 ms | fp32 ms | quantize s | peak MB | served? |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        i, f = r["int8"], r["fp32"]
+    measured = [r for r in rows if "test" in r["section"]]
+    lines = [f"{r['variant']}: failed: {'; '.join(r['section']['reasons'])}" for r in rows if r not in measured]
+    if not measured:
+        return "\n".join(lines)
+    f = measured[0]["section"]["test"]["fp32"]
+    lines += [f"fp32: accuracy {f['accuracy'] * 100:.2f} %, RMSE {f['rmse']:.3f}, false-match rate "
+              f"{f['verification']['false_match_rate']:.4f} (test n={f['n']})", "",
+              "| variant | cal. images | accuracy % | Δ pp | RMSE | ΔRMSE | top-1 agree % | max Δp | FMR "
+              "| int8 ms | fp32 ms | quantize s | peak MB | served? |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in measured:
+        q = r["section"]
+        t, ms = q["test"], q["speed"]["ms_per_image"]
+        i, f = t["int8"], t["fp32"]
         lines.append(
-            f"| {r['variant']} | {r['calibration_images']} | {i['accuracy'] * 100:.2f} | "
+            f"| {r['variant']} | {q['recipe']['images']} | {i['accuracy'] * 100:.2f} | "
             f"{(i['accuracy'] - f['accuracy']) * 100:+.2f} | {i['rmse']:.3f} | {i['rmse'] - f['rmse']:+.3f} | "
-            f"{r['top1_agreement'] * 100:.1f} | {r['max_abs_probability_difference']:.3f} | "
-            f"{i['verification']['false_match_rate']:.4f} | {r['ms'].get('int8', float('nan')):.1f} | "
-            f"{r['ms'].get('fp32', float('nan')):.1f} | {r['seconds']:.0f} | {r['peak_rss_mb']} | "
-            f"{'yes' if not r['reasons'] else 'no'} |")
+            f"{t['top1_agreement'] * 100:.1f} | {t['max_abs_probability_difference']:.3f} | "
+            f"{i['verification']['false_match_rate']:.4f} | {ms.get('int8', float('nan')):.1f} | "
+            f"{ms.get('fp32', float('nan')):.1f} | {q['seconds']['calibrate_and_write']:.0f} | {r['peak_rss_mb']} | "
+            f"{'yes' if q['served'] else 'no'} |")
     return "\n".join(lines)
 
 
@@ -128,10 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     for v in a.variants:
         with ctx.Pool(1) as pool:
             rows.append(pool.apply(measure_variant, (str(a.tree), v, str(work))))
-        r = rows[-1]
-        print(f"  {v}: int8 accuracy {r['int8']['accuracy'] * 100:.2f} % (fp32 {r['fp32']['accuracy'] * 100:.2f} %), "
-              f"agreement {r['top1_agreement'] * 100:.1f} %, {r['seconds']:.0f} s, {r['peak_rss_mb']} MB, "
-              f"load average {r['load_average']}", flush=True)
+        r, q = rows[-1], rows[-1]["section"]
+        print(f"  {v}: " + (f"int8 accuracy {q['test']['int8']['accuracy'] * 100:.2f} % (fp32 "
+                            f"{q['test']['fp32']['accuracy'] * 100:.2f} %), agreement "
+                            f"{q['test']['top1_agreement'] * 100:.1f} %, {q['seconds']['total']:.0f} s"
+                            if "test" in q else f"failed: {'; '.join(q['reasons'])}")
+              + f", {r['peak_rss_mb']} MB, load average {r['load_average']}", flush=True)
     print()
     print(table(rows))
     print("\nΔ against the fp32 model measured in the same process; ms = median per image at batch 1, "

@@ -117,11 +117,10 @@ def report(results: list[Result], card) -> dict:
           f"agreement {test['top1_agreement'] * 100:.1f} %; model.json names {card.onnx_file}")
     cfg = load(ROOT / "orchestrate.toml")
     kind = cfg.deploy.instance_type
-    price = cfg.costs.hourly_usd.get(kind)
-    if price is not None:
-        print(f"cost per million checks on {kind} at ${price}/h if it served these rates "
-              f"(= price / (img/s x 3600) x 1e6): "
-              + ", ".join(f"{r.name} ${cost_per_million(price, r.throughput):.3f}" for r in results))
+    price = cfg.costs.hourly(kind)
+    print(f"cost per million checks on {kind} at ${price}/h if it served these rates "
+          f"(= price / (img/s x 3600) x 1e6): "
+          + ", ".join(f"{r.name} ${cost_per_million(price, r.throughput):.3f}" for r in results))
     checks = {"int8 >= 4 x baseline img/s": int8.throughput / base.throughput >= 4,
               "int8 p99 <= 1.5 x p50": int8.pct(99) / int8.pct(50) <= 1.5,
               "int8 p99 <= 1.5 x p50 in-round": int8.round_tail <= 1.5,

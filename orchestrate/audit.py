@@ -147,8 +147,7 @@ def wait(sm, outputs: Store, job: str, total: int, timeout: float, poll: float) 
         while True:
             desc = sm.describe_transform_job(TransformJobName=job)
             done = min(total, sum(k.endswith(".out") for k in outputs.keys()))
-            if done > bar.done:
-                bar.update(done - bar.done)
+            bar.advance_to(done)
             if desc["TransformJobStatus"] in TERMINAL:
                 return desc
             if time.monotonic() - start > timeout:

@@ -47,7 +47,9 @@ def cmd_audit(a, cfg: Config, sess) -> int:
 
         if a.job or a.dry_run:
             raise ConfigError("--job and --dry-run concern a SageMaker transform job, not --local")
-        image = cfg.images.serving_image or f"{cfg.images.serving_repo}:{cfg.images.tag}"
+        from orchestrate.local_commands import local_image
+
+        image = local_image(cfg, "serving")
         # made only when something is in S3: a client looks for credentials (IMDS included)
         audit_local.run(a, cfg, image, lambda: (aws.client(sess, "s3"), public_s3(cfg, sess)))
         return 0

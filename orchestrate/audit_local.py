@@ -70,11 +70,6 @@ def _model_dir(model_data: str, tmp: Path) -> Path:
     return tmp / "model"
 
 
-def _advance(bar: Progress, done: int) -> None:
-    if min(done, bar.total) > bar.done:
-        bar.update(min(done, bar.total) - bar.done)
-
-
 def _run_sdk(cfg: Config, job: str, image: str, model_dir: Path, folder: Path, outputs: Path, tmp: Path,
              out: Path, bar: Progress) -> local_transform.LocalRun:
     sess = local_transform.local_session(cfg.aws.region, container_root=tmp / "work")
@@ -83,7 +78,7 @@ def _run_sdk(cfg: Config, job: str, image: str, model_dir: Path, folder: Path, o
         return local_transform.run_local(
             sess, job=job, image=image, model_dir=model_dir, input_uri=folder.resolve().as_uri(),
             output_uri=outputs.resolve().as_uri(), content_type=cfg.audit.content_type,
-            on_count=lambda n: _advance(bar, n))
+            on_count=bar.advance_to)
 
 
 def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, Path]:
@@ -106,10 +101,10 @@ def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, P
         with Progress(len(photos), f"local transform {job}") as bar:
             if a.endpoint:  # a serving container already running in batch mode (compose)
                 done = local_transform.run_attached(a.endpoint.rstrip("/"), photos, outputs,
-                                                    cfg.audit.content_type, lambda n: _advance(bar, n))
+                                                    cfg.audit.content_type, bar.advance_to)
             else:
                 done = _run_sdk(cfg, job, image, model_dir, folder, outputs, tmp, out, bar)
-            _advance(bar, len(photos))
+            bar.advance_to(len(photos))
     in_s3 = any((x or "").startswith("s3://") for x in (a.metadata, a.expected))
     s3, public_s3 = clients() if in_s3 else (None, None)
     expected, reasons = expected_quantities(a, ids, a.metadata or "", s3, public_s3, cfg.data.source_bucket,

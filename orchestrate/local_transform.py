@@ -55,10 +55,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import boto3
-from botocore import UNSIGNED
-from botocore.config import Config as BotoConfig
-
 from orchestrate.manifest import IMAGE_SUFFIXES, Manifest, split_s3
 
 log = logging.getLogger(__name__)
@@ -119,10 +115,6 @@ def materialize(s3, manifest: Manifest, folder: Path, workers: int = 16) -> Path
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda k: s3.download_file(bucket, prefix + k, str(folder / Path(k).name)), manifest.keys))
     return folder
-
-
-def unsigned_s3(region: str):
-    return boto3.Session(region_name=region).client("s3", config=BotoConfig(signature_version=UNSIGNED))
 
 
 def _remove_containers(root: Path) -> None:

@@ -20,11 +20,17 @@ class Progress:
         self.bar = tqdm(total=total, desc=desc, file=self.stream, unit="file") if self.stream.isatty() else None
 
     def update(self, n: int = 1) -> None:
-        self.done += n
+        before, self.done = self.done, self.done + n
         if self.bar is not None:
             self.bar.update(n)
-        elif self.done % self.step == 0 or self.done == self.total:
+        # a line per step boundary crossed, so a jump of many items is printed too
+        elif self.done // self.step > before // self.step or (self.done == self.total and n):
             print(f"{self.desc}: {self.done}/{self.total}", file=self.stream, flush=True)
+
+    def advance_to(self, done: int) -> None:
+        """Move to ``done`` of ``total`` (a count reported from outside; never backwards)."""
+        if min(done, self.total) > self.done:
+            self.update(min(done, self.total) - self.done)
 
     def __enter__(self) -> "Progress":
         return self

@@ -218,7 +218,7 @@ def test_sigterm_stops_a_batch_server_at_once_after_keep_alive_requests(trained_
         for _ in range(3):
             conn.request("POST", "/invocations", body=bin_jpegs[2], headers={"Content-Type": "image/jpeg"})
             assert conn.getresponse().read()
-        start = time.monotonic()
     finally:
+        start = time.monotonic()
         code = stop(proc)
     assert code == 0 and time.monotonic() - start < 5.0
