@@ -6,16 +6,21 @@ on one trained model, with the code training runs (``bincounter.training.quantiz
 
 ``--tree`` is the /opt/ml tree a toolkit run trained in (``make bench-serve`` leaves
 one): its ``model/`` holds the fp32 model, ``output/data/split.json`` says which
-images were training and test. Each variant goes through training's own
+images were training and test. Each variant's folder under ``TREE/bench_quantize``
+is left as a complete model folder (``bench_serve --model-dir`` serves it). Each variant goes through training's own
 ``quantize_model`` in a fresh process (so its peak memory is its own): calibrated on training images and measured against fp32 on
 the whole test split through the server's session, the fp32 baseline re-measured in
-every variant's process, side by side. A variant is METHOD:IMAGES[:u8|s8][:rr]
-(activation type, default u8; rr = reduce_range).
+every variant's process, side by side. A variant is METHOD:IMAGES[:u8|s8][:rr][:extreme]
+(activation type, default u8; rr = reduce_range; extreme: MinMax ranges from all
+images' extremes instead of the mean of each image's range), or training:IMAGES,
+what training does: both MinMax range rules, the one agreeing with fp32 more
+often on the validation split kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -23,23 +28,27 @@ import resource
 import sys
 from pathlib import Path
 
-DEFAULT_VARIANTS = ["minmax:256", "entropy:256", "percentile:256", "minmax:64", "minmax:512",
+DEFAULT_VARIANTS = ["training:256", "minmax:256", "minmax:256:extreme", "percentile:256", "minmax:64", "minmax:512",
                     "minmax:256:u8:rr", "minmax:256:s8"]
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 
 def parse_variant(text: str):
-    from bincounter.training.quantize import Recipe
+    from bincounter.training.quantize import Recipe, candidates
 
     parts = text.lower().split(":")
+    if parts[0] == "training" and len(parts) == 2:
+        return candidates(int(parts[1]))
     if parts[0] not in METHODS or len(parts) < 2:
-        raise SystemExit(f"variant {text!r}: expected METHOD:IMAGES[:u8|s8][:rr], METHOD in {sorted(METHODS)}")
-    return Recipe(calibration=METHODS[parts[0]], images=int(parts[1]),
-                  activations="QInt8" if "s8" in parts[2:] else "QUInt8", reduce_range="rr" in parts[2:])
+        raise SystemExit(f"variant {text!r}: expected training:IMAGES or METHOD:IMAGES[:u8|s8][:rr][:extreme], "
+                         f"METHOD in {sorted(METHODS)}")
+    return [Recipe(calibration=METHODS[parts[0]], images=int(parts[1]),
+                   activations="QInt8" if "s8" in parts[2:] else "QUInt8", reduce_range="rr" in parts[2:],
+                   ranges="extreme" if "extreme" in parts[2:] else "mean")]
 
 
 def load_splits(tree: Path) -> dict:
-    """train and test samples of the run that trained ``tree/model``, from its split.json."""
+    """train, validation and test samples of the run that trained ``tree/model``, from its split.json."""
     from bincounter.metadata import scan_dataset
     from bincounter.modelcard import ModelCard
     from bincounter.split import read_manifest
@@ -49,29 +58,35 @@ def load_splits(tree: Path) -> dict:
     for channel in sorted((tree / "input" / "data").iterdir()):
         by_id.update({s.id: s for s in scan_dataset(channel, card.count_range)[0]})
     split = read_manifest(tree / "output" / "data" / "split.json")
-    return {name: [by_id[i] for i in split[name]] for name in ("train", "test")}
+    return {name: [by_id[i] for i in split[name]] for name in ("train", "validation", "test")}
 
 
 def measure_variant(tree: str, variant: str, work: str) -> dict:
     """One variant in this (fresh) process, through training's own ``quantize_model`` on a
     folder holding the run's fp32 graph: quantize, answer the test split, time batch 1."""
-    from bincounter.modelcard import MODEL_ONNX, ModelCard
+    from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, MODEL_PTH, ModelCard
     from bincounter.training.hyperparameters import PARAMS
-    from bincounter.training.quantize import Criteria, quantize_model
+    from bincounter.training.int8_checks import Criteria
+    from bincounter.training.quantize import quantize_model
 
     card = ModelCard.read(Path(tree) / "model")
     folder = Path(work) / variant.replace(":", "-")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / MODEL_ONNX).unlink(missing_ok=True)
-    (folder / MODEL_ONNX).symlink_to((Path(tree) / "model" / MODEL_ONNX).resolve())
+    for name in (MODEL_ONNX, MODEL_PTH):
+        (folder / name).unlink(missing_ok=True)
+        (folder / name).symlink_to((Path(tree) / "model" / name).resolve())
     splits = load_splits(Path(tree))
     # the run's own rule: its int8-max-drop and false-match target, at its thresholds
     hp = card.training.get("hyperparameters", {})
     criteria = Criteria(hp.get("int8-max-drop", PARAMS["int8-max-drop"].default),
                         card.operating_point["targets"]["max_false_match"])
-    section = quantize_model(folder, MODEL_ONNX, splits["train"], splits["test"], card.preprocess, card.classes,
+    section = quantize_model(folder, MODEL_ONNX, splits, card.preprocess, card.classes,
                              card.verification, criteria, parse_variant(variant), threads=os.cpu_count() or 1)
-    return {"variant": variant, "section": section,
+    # a complete model folder, as training would have written it with this recipe
+    # (``bench_serve --model-dir`` takes it)
+    dataclasses.replace(card, quantization=section,
+                        onnx_file=MODEL_INT8_ONNX if section.get("served") else MODEL_ONNX).write(folder)
+    return {"variant": variant, "section": section, "folder": str(folder),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "load_average": round(os.getloadavg()[0], 2)}
 
@@ -92,7 +107,7 @@ def table(rows: list[dict]) -> str:
         t, ms = q["test"], q["speed"]["ms_per_image"]
         i, f = t["int8"], t["fp32"]
         lines.append(
-            f"| {r['variant']} | {q['recipe']['images']} | {i['accuracy'] * 100:.2f} | "
+            f"| {r['variant']}{' -> ' + q['recipe']['ranges'] if 'choice' in q else ''} | {q['recipe']['images']} | {i['accuracy'] * 100:.2f} | "
             f"{(i['accuracy'] - f['accuracy']) * 100:+.2f} | {i['rmse']:.3f} | {i['rmse'] - f['rmse']:+.3f} | "
             f"{t['top1_agreement'] * 100:.1f} | {t['max_abs_probability_difference']:.3f} | "
             f"{i['verification']['false_match_rate']:.4f} | {ms.get('int8', float('nan')):.1f} | "

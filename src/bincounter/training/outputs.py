@@ -20,7 +20,8 @@ from bincounter.training.export import export_onnx
 from bincounter.training.failures import TrainingDiverged
 from bincounter.training.models import build_model
 from bincounter.training.operating_point import operating_point
-from bincounter.training.quantize import Criteria, Recipe, markdown, quantize_model
+from bincounter.training.int8_checks import Criteria, markdown
+from bincounter.training.quantize import candidates, quantize_model
 from bincounter.training.recipe import Head
 from bincounter.training.report import verdict_section, write_report
 
@@ -70,9 +71,9 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
     if hp.quantize:
         # the int8 twin is judged at the thresholds just chosen, against the user's false-match target
         quantization = quantize_model(
-            env.model_dir, MODEL_ONNX, splits["train"], splits["test"], spec, count_range.counts,
+            env.model_dir, MODEL_ONNX, splits, spec, count_range.counts,
             point.thresholds, Criteria(hp.int8_max_drop, max_false_match=hp.max_false_match),
-            Recipe(images=hp.int8_calibration_images), seed=hp.seed, threads=env.cpus_per_process)
+            candidates(hp.int8_calibration_images), seed=hp.seed, threads=env.cpus_per_process)
         sections = [*sections, *markdown(quantization)]
     # what a server answers: the arg-max of the calibrated probabilities (an ordinal
     # head's can differ from the raw outputs')
