@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bincounter.modelcard import MODEL_JSON, ModelCard
-from orchestrate import audit_join, audit_report, manifest
+from orchestrate import audit_join, audit_report, costs, manifest
 from orchestrate.audit_join import AuditError, Store
 from orchestrate.aws import is_ours, tags, unique_name
 from orchestrate.config import Config, ConfigError
@@ -212,7 +212,7 @@ def run(a, cfg: Config, clients: dict, image: str) -> dict:
     status = desc["TransformJobStatus"] + (f" ({desc['FailureReason']})" if desc.get("FailureReason") else "")
     facts = [f"- transform job `{job}`: {status}", f"- photos: {inputs.uri or inputs.photos.prefix} "
              f"({len(ids):,})", f"- model: {model_data}", f"- outputs: {output_uri}"]
-    cost = audit_report.job_cost(desc, cfg.costs.hourly(desc["TransformResources"]["InstanceType"]), len(ids))
+    cost = costs.job_cost(desc, cfg.costs.hourly(desc["TransformResources"]["InstanceType"]), len(ids))
     return report(rows, Path(a.out or Path("audit") / job), f"Audit {job}", facts, card, cost,
                   cfg.audit.recount_rows)
 

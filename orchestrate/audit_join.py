@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from bincounter.metadata import MetadataError, parse_expected_quantity
 from bincounter.modelcard import ModelCard
 from bincounter.verification import VERDICTS
-from orchestrate.manifest import IMAGE_SUFFIXES, bin_id, split_s3
+from orchestrate.manifest import IMAGE_SUFFIXES, bin_id, list_keys, split_s3
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,7 @@ class Store:
     def keys(self) -> list[str]:
         if self.root is not None:
             return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
-        return sorted(o["Key"][len(self.prefix):] for page in pages for o in page.get("Contents", []))
+        return sorted(k[len(self.prefix):] for k in list_keys(self.s3, self.bucket, self.prefix))
 
     def get(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""

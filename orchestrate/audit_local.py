@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from bincounter.modelcard import ModelCard
-from orchestrate import audit_join, audit_report, local_transform, manifest
+from orchestrate import audit_join, costs, local_transform, manifest
 from orchestrate.audit import expected_quantities, report, sibling_metadata
 from orchestrate.audit_join import Store
 from orchestrate.aws import unique_name
@@ -110,7 +110,7 @@ def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, P
     expected, reasons = expected_quantities(a, ids, a.metadata or "", s3, public_s3, cfg.data.source_bucket,
                                             cfg.data.workers)
     rows = audit_join.join(ids, audit_join.read_outputs(Store(str(outputs))), expected, card, reasons)
-    cost = audit_report.Cost(done.seconds, price,
+    cost = costs.Cost(done.seconds, price,
                              f"1 x this machine ({os.cpu_count()} CPUs) standing in for one "
                              f"{cfg.audit.instance_type}", len(ids))
     how = (f"the serving container at {a.endpoint}" if a.endpoint

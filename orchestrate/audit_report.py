@@ -1,53 +1,22 @@
-"""An audit's outputs: ``audit.csv`` (one row per photo), ``audit.md`` (verdict counts,
-the recount list, a per-count table, the model's operating point, the failures)
-and the cost (instance-seconds x the configured hourly price)."""
+"""An audit's outputs: ``audit.csv`` (one row per photo) and ``audit.md`` (verdict counts,
+the recount list, a per-count table, the model's operating point, the failures, the
+cost: ``costs.Cost``)."""
 
 from __future__ import annotations
 
 import csv
 import json
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from bincounter.modelcard import ModelCard
 from orchestrate.audit_join import ALL_VERDICTS, FAILED, NO_EXPECTED, NOT_VERIFIABLE, Row
+from orchestrate.costs import Cost
 
 CSV_COLUMNS = ("bin_id", "expected", "counted", "match_probability", "verdict", "error")
 LABELS = {"match": "match", "review": "review (a person looks)", "mismatch": "mismatch (recount)",
           NOT_VERIFIABLE: "expected quantity outside the model's counts", NO_EXPECTED: "no expected quantity",
           FAILED: "error (the photo was not counted)"}
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What the job's instances cost: billed from TransformStartTime to TransformEndTime."""
-    instance_seconds: float
-    hourly_price: float
-    instances: str  # e.g. "2 x ml.m5.large"
-    bins: int
-
-    @property
-    def total(self) -> float:
-        return self.instance_seconds / 3600 * self.hourly_price
-
-    def per(self, n: int) -> float:
-        return self.total / self.bins * n if self.bins else 0.0
-
-    def line(self) -> str:
-        return (f"{self.instance_seconds:,.0f} instance-seconds ({self.instances}) x ${self.hourly_price}/h = "
-                f"${self.total:.4f}: ${self.per(1000):.4f} per 1,000 bins, ${self.per(1_000_000):,.2f} "
-                f"per million bins")
-
-
-def job_cost(desc: dict, price: float, bins: int) -> Cost | None:
-    """From DescribeTransformJob: SageMaker bills TransformStartTime to TransformEndTime per instance."""
-    start, end = desc.get("TransformStartTime"), desc.get("TransformEndTime")
-    if not (start and end):
-        return None
-    res = desc["TransformResources"]
-    return Cost((end - start).total_seconds() * res["InstanceCount"], price,
-                             f"{res['InstanceCount']} x {res['InstanceType']}", bins)
 
 
 def recount_order(rows: list[Row]) -> list[Row]:

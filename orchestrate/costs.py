@@ -1,4 +1,5 @@
-"""What serving costs: an instance's hourly price over the images it serves in that hour.
+"""What checks cost: an instance's hourly price over the images it serves in that hour,
+and what a finished Batch Transform job cost (``job_cost``).
 
     USD per million checks = hourly_usd / (img_per_s x 3600) x 1,000,000
 
@@ -8,6 +9,8 @@ so the figure holds only as far as that measurement carries to your instances.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 FORMULA = "USD per million checks = hourly_usd / (img_per_s x 3600) x 1e6"
 
@@ -37,3 +40,34 @@ def render(rows: list[dict], measured: str) -> list[str]:
     lines += [f"  {r['instance_type']} {r['model']}: {r['img_per_s']:g} img/s at ${r['hourly_usd']:g}/h "
               f"-> ${r['usd_per_million']:.3f} per million checks" for r in rows]
     return lines
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What the job's instances cost: billed from TransformStartTime to TransformEndTime."""
+    instance_seconds: float
+    hourly_price: float
+    instances: str  # e.g. "2 x ml.m5.large"
+    bins: int
+
+    @property
+    def total(self) -> float:
+        return self.instance_seconds / 3600 * self.hourly_price
+
+    def per(self, n: int) -> float:
+        return self.total / self.bins * n if self.bins else 0.0
+
+    def line(self) -> str:
+        return (f"{self.instance_seconds:,.0f} instance-seconds ({self.instances}) x ${self.hourly_price}/h = "
+                f"${self.total:.4f}: ${self.per(1000):.4f} per 1,000 bins, ${self.per(1_000_000):,.2f} "
+                f"per million bins")
+
+
+def job_cost(desc: dict, price: float, bins: int) -> Cost | None:
+    """From DescribeTransformJob: SageMaker bills TransformStartTime to TransformEndTime per instance."""
+    start, end = desc.get("TransformStartTime"), desc.get("TransformEndTime")
+    if not (start and end):
+        return None
+    res = desc["TransformResources"]
+    return Cost((end - start).total_seconds() * res["InstanceCount"], price,
+                f"{res['InstanceCount']} x {res['InstanceType']}", bins)

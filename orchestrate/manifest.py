@@ -45,6 +45,12 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def list_keys(s3, bucket: str, prefix: str) -> list[str]:
+    """Every object key under ``prefix`` in ``bucket``, all pages."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
 @dataclass(frozen=True)
 class Manifest:
     """One manifest: every object is ``prefix + key``."""
@@ -107,10 +113,7 @@ def list_images(s3, uri: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> Man
     """Every image object under ``s3://bucket/prefix/`` (at any depth), keys relative to it."""
     bucket, prefix = split_s3(uri if uri.endswith("/") else uri + "/")
     prefix = prefix.lstrip("/")
-    keys = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [o["Key"][len(prefix):] for o in page.get("Contents", [])
-                 if o["Key"].lower().endswith(suffixes)]
+    keys = [k[len(prefix):] for k in list_keys(s3, bucket, prefix) if k.lower().endswith(suffixes)]
     if not keys:
         raise ManifestError(f"no image ({', '.join(suffixes)}) under s3://{bucket}/{prefix}")
     log.info("listed %d images under s3://%s/%s", len(keys), bucket, prefix)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bincounter.training.rules import evaluate_rules
 from orchestrate import costs
+from orchestrate.manifest import list_keys, split_s3
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +73,11 @@ def tuning_report(desc: dict, jobs: list[dict]) -> dict:
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
+    """(bucket, folder without slashes at its ends) of the S3 folder debug tensors are in."""
     if not uri.startswith("s3://"):
         raise LookupError(f"debug tensors at {uri}: only s3:// locations can be read")
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, key = split_s3(uri)
     return bucket, key.strip("/")
-
-
-def _keys(s3, bucket: str, prefix: str) -> list[str]:
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
 def find_trial(s3, desc: dict) -> str:
@@ -104,7 +101,7 @@ def download_trial(s3, uri: str, dest: Path, workers: int = 8) -> Path:
     """Every object under ``uri`` (a folder) to the same relative paths under ``dest``."""
     bucket, prefix = _split_s3(uri)
     prefix = f"{prefix}/" if prefix else ""
-    keys = [k for k in _keys(s3, bucket, prefix) if not k.endswith("/")]
+    keys = [k for k in list_keys(s3, bucket, prefix) if not k.endswith("/")]
     top = dest.resolve()
     targets = {k: (top / k[len(prefix):]).resolve() for k in keys}
     for key, path in targets.items():
@@ -136,7 +133,7 @@ def fetch_tuning(sm, name: str) -> dict:
 
 def transform_report(desc: dict, hourly_price: float) -> dict:
     """From a DescribeTransformJob reply (an audit's job): what it read and wrote, and its cost."""
-    from orchestrate.audit_report import job_cost
+    from orchestrate.costs import job_cost
 
     cost = job_cost(desc, hourly_price, 0)
     source = desc["TransformInput"]["DataSource"]["S3DataSource"]
