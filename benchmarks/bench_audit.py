@@ -43,8 +43,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_IMAGES = ROOT.parent / "shared" / "data" / "abid-sample" / "images"
+from devtools.local_toolkit import ROOT, SAMPLE
+
+SAMPLE_IMAGES = SAMPLE / "images"
 ABID_BINS = 535_234
 _STAMP = re.compile(r"^(?:\S+\s+\|\s+)?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*POST /invocations .*status=200")
 

@@ -24,9 +24,8 @@ from pathlib import Path
 
 from benchmarks.serve_load import Result, drive
 from devtools.local_serve import launch_serve, stop, wait_for_ping
+from devtools.local_toolkit import ROOT, SAMPLE
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT.parent / "shared" / "data" / "abid-sample"
 # the budget of the model it trains: ResNet50 from scratch at the serving size on all
 # 3,310 usable sample photos (bench_train's split: 2,410 / 300 / 600); 3-4 hours
 # on 2 shared vCPUs (measured once). Weak (no ImageNet weights), but trained: see README

@@ -27,7 +27,7 @@ from pathlib import Path
 from bincounter.labels import CountRange
 from bincounter.metadata import scan_dataset
 from bincounter.optml import build_tree
-from devtools.local_toolkit import ROOT, install_code, run_train
+from devtools.local_toolkit import ROOT, SAMPLE, install_code, run_train
 
 COMMON = {"arch": "resnet18", "pretrained": "false", "batch-size": "32", "num-workers": "1",
           "lr": "0.05", "profile-steps": "0", "checkpoint-steps": "0", "log-interval": "50"}
@@ -133,7 +133,7 @@ def summarise(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "abid-sample")
+    p.add_argument("--data", type=Path, default=SAMPLE)
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_train"))
     # 2410 + 300 + 600 = all 3,310 usable images of the sample
     p.add_argument("--train", type=int, default=2410, help="training images (counts 1..5)")

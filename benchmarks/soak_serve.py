@@ -37,9 +37,10 @@ import psutil
 
 from benchmarks.hostile_requests import KINDS, as_json, b64, jpeg
 from devtools.local_serve import start_serve, stop
+from devtools.local_toolkit import SAMPLE
 from devtools.random_model import random_model
 
-SAMPLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "abid-sample" / "images"
+SAMPLE_IMAGES = SAMPLE / "images"
 RSS_GROWTH_LIMIT_MB = 50
 
 

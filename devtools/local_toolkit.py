@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# the real ABID photos: beside the repo in ../shared, never in it
+SAMPLE = ROOT.parent / "shared" / "data" / "abid-sample"
 CODE = ROOT / "training-image" / "code"
 TRAIN = str(Path(sys.executable).with_name("train"))
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from devtools.local_toolkit import SAMPLE as SHARED_SAMPLE
 from devtools.local_toolkit import ROOT, install_code, run_train
-
-SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "abid-sample"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # 100 images at 32 px (the ``tiny_bins`` fixture): 80 train (10 steps of 8), 10 validation, 10 test
 TINY = {"image-size": "32", "batch-size": "8", "epochs": "2", "lr": "0.01", "log-interval": "1",
