@@ -119,13 +119,19 @@ def _salvaged(exc: BadRequest, obj, default_quantity: int | None) -> Rejected:
     return Rejected(exc, rid, default_quantity if quantity is None else quantity)
 
 
+def _reject(exc: BadRequest, isolate: bool, obj=None, default_quantity: int | None = None) -> Rejected:
+    """The one place the two modes part: real time fails the request with ``exc``; batch
+    mode (``isolate``) answers the record with an error record and goes on."""
+    if not isolate:
+        raise exc
+    return _salvaged(exc, obj, default_quantity)
+
+
 def _record(obj, where: str, default_quantity: int | None, isolate: bool) -> Instance | Rejected:
     try:
         return _instance(obj, where, default_quantity)
     except BadRequest as exc:
-        if not isolate:
-            raise
-        return _salvaged(exc, obj, default_quantity)
+        return _reject(exc, isolate, obj, default_quantity)
 
 
 def _loads(text: bytes, where: str):
@@ -171,9 +177,7 @@ def _decode_jsonlines(body: bytes, default_quantity: int | None, isolate: bool,
         try:
             obj = _loads(line, f"line {n}")
         except BadRequest as exc:
-            if not isolate:
-                raise
-            items.append(Rejected(exc))
+            items.append(_reject(exc, isolate, default_quantity=default_quantity))
             continue
         items.append(_record(obj, f"line {n}", default_quantity, isolate))
     return items, False
@@ -197,9 +201,7 @@ def decode_request(content_type: str, body: bytes, default_quantity: int | None 
         try:
             return _decode_json(body, default_quantity, isolate, max_instances)
         except BadRequest as exc:
-            if not isolate:
-                raise
-            return [Rejected(exc)], True
+            return [_reject(exc, isolate, default_quantity=default_quantity)], True
     if content_type == JSONLINES:
         return _decode_jsonlines(body, default_quantity, isolate, max_instances)
     raise UnsupportedContentType(
