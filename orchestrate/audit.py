@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 ACCEPT = "application/json"
 STRATEGIES = ("SingleRecord", "MultiRecord")
 TERMINAL = {"Completed", "Failed", "Stopped"}
+# the progress bar counts output objects with LIST requests (1,000 keys each); a whole
+# bucket's audit (535,234 photos) is 536 of them per count, so counts are spaced to stay
+# within this many LIST requests an hour ($0.03 at S3's $0.005 per 1,000)
+LIST_REQUESTS_PER_HOUR = 6000
 
 
 @dataclass
@@ -140,15 +144,26 @@ def expected_quantities(a, ids: list[str], metadata: str, s3, public_s3, source_
     return audit_join.read_expected_metadata(Store(metadata, client), ids, workers)
 
 
+def count_interval(total: int, poll: float) -> float:
+    """Seconds between counts of the outputs: every poll, unless listing ``total`` outputs
+    that often would exceed ``LIST_REQUESTS_PER_HOUR``."""
+    pages = -(-total // 1000)
+    return max(poll, pages * 3600 / LIST_REQUESTS_PER_HOUR)
+
+
 def wait(sm, outputs: Store, job: str, total: int, timeout: float, poll: float) -> dict:
-    """Poll the job; the bar counts the ``.out`` objects written so far (one LIST per 1,000 per poll)."""
-    start = time.monotonic()
+    """Poll the job; the bar counts the ``.out`` objects written so far, every
+    ``count_interval`` seconds (the job's status is asked every ``poll``)."""
+    start, counted = time.monotonic(), None
+    every = count_interval(total, poll)
     with Progress(total, f"transform {job}") as bar:
         while True:
             desc = sm.describe_transform_job(TransformJobName=job)
-            done = min(total, sum(k.endswith(".out") for k in outputs.keys()))
-            bar.advance_to(done)
-            if desc["TransformJobStatus"] in TERMINAL:
+            finished = desc["TransformJobStatus"] in TERMINAL
+            if finished or counted is None or time.monotonic() - counted >= every:
+                counted = time.monotonic()
+                bar.advance_to(min(total, sum(k.endswith(".out") for k in outputs.keys())))
+            if finished:
                 return desc
             if time.monotonic() - start > timeout:
                 raise TimeoutError(f"transform job {job} still {desc['TransformJobStatus']} after {timeout:.0f} s "

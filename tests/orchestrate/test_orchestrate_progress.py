@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from orchestrate.progress import Progress
 
 
@@ -22,3 +24,12 @@ def test_one_at_a_time_prints_each_tenth():
         for _ in range(20):
             bar.update()
     assert len(out.getvalue().splitlines()) == 10 and out.getvalue().endswith("download: 20/20\n")
+
+
+def test_an_audit_counts_its_outputs_every_poll_until_that_would_cost_more_than_the_list_budget():
+    from orchestrate.audit import LIST_REQUESTS_PER_HOUR, count_interval
+
+    assert count_interval(1_000, poll=30) == 30  # one LIST a count: every poll
+    whole_bucket = count_interval(535_234, poll=30)  # 536 LISTs a count
+    assert whole_bucket == pytest.approx(536 * 3600 / LIST_REQUESTS_PER_HOUR)
+    assert 536 * 3600 / whole_bucket <= LIST_REQUESTS_PER_HOUR
