@@ -15,13 +15,12 @@ import contextlib
 import logging
 import os
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 from bincounter.modelcard import ModelCard
-from orchestrate import audit_join, costs, local_transform, manifest
+from orchestrate import audit_join, costs, local_mode, local_transform, manifest
 from orchestrate.audit import expected_quantities, report, sibling_metadata
 from orchestrate.audit_join import Store
 from orchestrate.aws import unique_name
@@ -54,22 +53,6 @@ def _photos_folder(a, cfg: Config, clients, tmp: Path) -> Path:
     return local_transform.materialize(client, photos, tmp / "photos")
 
 
-def _model_dir(model_data: str, tmp: Path) -> Path:
-    """The model in a folder of its own: the SDK unpacks every tarball it finds beside the
-    model into that same folder, so the user's folder is never handed to it."""
-    if not model_data:
-        raise ConfigError("--model-data: a model folder (model.json + model.onnx) or a model.tar.gz")
-    path = Path(model_data)
-    if path.is_file() and tarfile.is_tarfile(path):
-        with tarfile.open(path) as tar:
-            tar.extractall(tmp / "model", filter="data")
-    elif path.is_dir():
-        shutil.copytree(path, tmp / "model", ignore=shutil.ignore_patterns("*.tar.gz", "*.pth"))
-    else:
-        raise ConfigError(f"--model-data {model_data}: neither a model folder nor a model.tar.gz")
-    return tmp / "model"
-
-
 def _run_sdk(cfg: Config, job: str, image: str, model_dir: Path, folder: Path, outputs: Path, tmp: Path,
              out: Path, bar: Progress) -> local_transform.LocalRun:
     sess = local_transform.local_session(cfg.aws.region, container_root=tmp / "work")
@@ -92,7 +75,9 @@ def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, P
         folder = _photos_folder(a, cfg, clients, tmp)
         photos = local_transform.top_level_photos(folder)
         ids = audit_join.photo_ids([p.name for p in photos])
-        model_dir = _model_dir(a.model_data, tmp)
+        if not a.model_data:
+            raise ConfigError("--model-data: a model folder (model.json + model.onnx) or a model.tar.gz")
+        model_dir = local_mode.model_dir(Path(a.model_data), tmp)
         card = ModelCard.read(model_dir)
         if not a.metadata and not a.expected and (folder.parent / "metadata").is_dir():
             a.metadata = str(folder.parent / "metadata")  # the ABID layout: images/ beside metadata/

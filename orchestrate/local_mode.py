@@ -34,6 +34,8 @@ from pathlib import Path
 
 import boto3
 
+from orchestrate.config import ConfigError
+
 log = logging.getLogger(__name__)
 # the SDK's config schema; only the telemetry switch is set
 SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
@@ -122,7 +124,7 @@ def train(image: str, data: Path, hyperparameters: dict[str, str], root: Path, r
     except RuntimeError as exc:  # compose exited non-zero: the reason is in output/failure
         raise RuntimeError(f"local training failed: {failure_reason(root) or exc}") from None
     finally:
-        _remove_containers([root / "docker-compose.yaml"])
+        remove_containers(root)
     model = root / "compressed_artifacts" / "model.tar.gz"
     if not (root / "artifacts" / "output" / "success").is_file():
         raise RuntimeError(f"local training did not finish: {failure_reason(root) or 'no output/success'}")
@@ -133,26 +135,34 @@ def train(image: str, data: Path, hyperparameters: dict[str, str], root: Path, r
     return model
 
 
-def _remove_containers(compose_files: list[Path]) -> None:
-    """The SDK never runs `compose down` and leaves its exited containers behind: remove the
-    ones of these compose files (not the network that every local-mode project shares)."""
-    for compose in compose_files:
-        found = subprocess.run(["docker", "ps", "-aq", "--filter",
-                                f"label=com.docker.compose.project.config_files={compose}"],
-                               capture_output=True, text=True, timeout=60).stdout.split()
-        if found:
-            subprocess.run(["docker", "rm", "--force", *found], capture_output=True, timeout=120)
+def remove_containers(root: Path) -> None:
+    """The SDK never runs `compose down`: it leaves its exited containers behind, and a
+    serving container running when a job fails. Remove every container of a compose
+    project it made under ``root`` (not the network every local-mode project shares)."""
+    listed = subprocess.run(["docker", "ps", "--all", "--format",
+                             '{{.ID}} {{.Label "com.docker.compose.project.working_dir"}}'],
+                            capture_output=True, text=True, timeout=60, check=False).stdout.split("\n")
+    ours = [line.split(" ", 1)[0] for line in listed
+            if " " in line and Path(line.split(" ", 1)[1]).is_relative_to(root)]
+    if ours:
+        subprocess.run(["docker", "rm", "--force", *ours], capture_output=True, timeout=120, check=False)
+        log.info("removed the %d container(s) the SDK left", len(ours))
 
 
 def model_dir(model_data: Path, root: Path) -> Path:
-    """A directory of its own for the model: the SDK unpacks every tarball it finds beside
-    ``ModelDataUrl`` into that same directory and mounts all of it at /opt/ml/model."""
+    """``root/model``: the model's serving files in a folder of their own, because the SDK
+    unpacks every tarball it finds beside ``ModelDataUrl`` into that folder and mounts all
+    of it at /opt/ml/model. A model folder is copied without tarballs and torch weights;
+    a model.tar.gz is unpacked."""
     target = root / "model"
-    target.mkdir(parents=True)
     if model_data.is_dir():
-        shutil.copytree(model_data, target, dirs_exist_ok=True)
+        shutil.copytree(model_data, target, ignore=shutil.ignore_patterns("*.tar.gz", "*.pth"))
+    elif model_data.is_file() and tarfile.is_tarfile(model_data):
+        target.mkdir(parents=True)
+        with tarfile.open(model_data) as tar:
+            tar.extractall(target, filter="data")
     else:
-        shutil.copy2(model_data, target / "model.tar.gz")
+        raise ConfigError(f"--model-data {model_data}: neither a model folder nor a model.tar.gz")
     return target
 
 
@@ -178,13 +188,12 @@ def serve(image: str, model_data: Path, root: Path, region: str, port: int,
             while True:
                 time.sleep(3600)
     finally:
-        compose_files = list(root.rglob("docker-compose.yaml"))
         # ends the SDK's compose process (which stops the container) and its non-daemon
         # serving thread, and deletes the SDK's folder with the compose file
         sm.delete_endpoint(EndpointName=ENDPOINT)
         sm.delete_endpoint_config(EndpointConfigName=ENDPOINT)
         sm.delete_model(ModelName=ENDPOINT)
-        _remove_containers(compose_files)
+        remove_containers(root)
 
 
 def invoke(body: bytes, content_type: str, port: int, region: str, expected_quantity: int | None) -> tuple[int, bytes]:

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from orchestrate.local_mode import remove_containers, sdk_session, stoppable
 from orchestrate.manifest import IMAGE_SUFFIXES, Manifest, split_s3
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,6 @@ def local_session(region: str, container_root: str | Path | None = None):
     """Local mode's one LocalSession, its serving container on a free port and its working
     files under ``container_root`` (ours alone: what the SDK leaves there is ours to remove).
     S3 inputs and outputs reach whatever ``AWS_ENDPOINT_URL`` names, like every boto3 client."""
-    from orchestrate.local_mode import sdk_session
 
     sess = sdk_session(region)
     root = Path(container_root or tempfile.mkdtemp(prefix="orchestrate-local-")).resolve()
@@ -117,19 +117,6 @@ def materialize(s3, manifest: Manifest, folder: Path, workers: int = 16) -> Path
     return folder
 
 
-def _remove_containers(root: Path) -> None:
-    """The SDK stops its serving container but never removes it, and leaves it running when the
-    job fails: remove every container of a compose project it made under ``root``."""
-    listed = subprocess.run(["docker", "ps", "--all", "--format",
-                             '{{.ID}} {{.Label "com.docker.compose.project.working_dir"}}'],
-                            capture_output=True, text=True, timeout=60, check=False).stdout.split("\n")
-    ours = [line.split(" ", 1)[0] for line in listed
-            if " " in line and Path(line.split(" ", 1)[1]).is_relative_to(root)]
-    if ours:
-        subprocess.run(["docker", "rm", "--force", *ours], capture_output=True, timeout=120, check=False)
-        log.info("removed the %d serving container(s) the SDK left", len(ours))
-
-
 def _count_outputs(root: Path, stop: threading.Event, on_count: Callable[[int], None]) -> None:
     while not stop.wait(1.0):
         on_count(sum(1 for _ in root.rglob("*.out")))
@@ -143,7 +130,6 @@ def run_local(sess, *, job: str, image: str, model_dir: Path, input_uri: str, ou
     ``input_uri``: ``file://`` folder or ``s3://`` prefix (photos at its top level);
     ``output_uri``: ``file://`` folder or ``s3://`` prefix.
     """
-    from orchestrate.local_mode import stoppable
 
     client = sess.sagemaker_client
     model_dir = Path(model_dir).resolve()
@@ -172,7 +158,7 @@ def run_local(sess, *, job: str, image: str, model_dir: Path, input_uri: str, ou
     finally:
         stop.set()
         counter.join()
-        _remove_containers(root)
+        remove_containers(root)
     seconds = time.monotonic() - start
     description = client.describe_transform_job(TransformJobName=job)
     if description["TransformJobStatus"] != "Completed":  # e.g. Ctrl-C, which the SDK's wrapper swallows
