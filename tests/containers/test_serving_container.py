@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
@@ -38,13 +39,12 @@ def started_at(cid: str) -> float:
     return datetime.fromisoformat(whole).replace(tzinfo=timezone.utc).timestamp() + float(f"0.{fraction or 0}")
 
 
-@pytest.fixture
-def server(serving_image, network, trained_model):
-    """The serving image on the session's tiny model, published on loopback only.
-
-    Yields (base URL, container id, seconds from the container's start to the first 200 on /ping)."""
+@contextlib.contextmanager
+def serving(serving_image: str, network: str, model_dir):
+    """``docker run IMAGE serve`` on ``model_dir``, published on loopback only, until /ping
+    answers: (base URL, container id); removed afterwards."""
     cid = docker("run", "-d", "--network", network, "-p", "127.0.0.1::8080",
-                 "-v", f"{trained_model}:/opt/ml/model:ro", serving_image, "serve").stdout.strip()
+                 "-v", f"{model_dir}:/opt/ml/model:ro", serving_image, "serve").stdout.strip()
     try:
         port = docker("port", cid, "8080/tcp").stdout.split()[0].rsplit(":", 1)[1]
         url = f"http://127.0.0.1:{port}"
@@ -53,9 +53,18 @@ def server(serving_image, network, trained_model):
         except RuntimeError as exc:
             logs = docker("logs", cid, check=False)
             pytest.fail(f"{exc}:\n{logs.stdout}{logs.stderr}")
-        yield url, cid, time.time() - started_at(cid)
+        yield url, cid
     finally:
         docker("rm", "-f", cid, check=False)
+
+
+@pytest.fixture
+def server(serving_image, network, trained_model):
+    """The serving image on the session's tiny model.
+
+    Yields (base URL, container id, seconds from the container's start to the first 200 on /ping)."""
+    with serving(serving_image, network, trained_model) as (url, cid):
+        yield url, cid, time.time() - started_at(cid)
 
 
 def test_serve_answers_ping_within_3_s_of_start(server):
@@ -97,22 +106,21 @@ def test_the_serving_image_serves_the_int8_twin_model_json_names(serving_image, 
     import numpy as np
     import onnxruntime as ort
 
-    from bincounter.modelcard import MODEL_INT8_ONNX
+    from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX
     from bincounter.preprocess import preprocess_bytes
 
     card = ModelCard.read(int8_model)
-    session = ort.InferenceSession(str(int8_model / MODEL_INT8_ONNX), providers=["CPUExecutionProvider"])
-    cid = docker("run", "-d", "--network", network, "-p", "127.0.0.1::8080", "-v", f"{int8_model}:/opt/ml/model:ro",
-                 serving_image, "serve").stdout.strip()
-    try:
-        url = f"http://127.0.0.1:{docker('port', cid, '8080/tcp').stdout.split()[0].rsplit(':', 1)[1]}"
-        wait_for_ping(url, timeout=30)
+    sessions = {name: ort.InferenceSession(str(int8_model / name), providers=["CPUExecutionProvider"])
+                for name in (MODEL_INT8_ONNX, MODEL_ONNX)}
+    fp32_differs = False
+    with serving(serving_image, network, int8_model) as (url, _):
         for path in sorted((abid_sample / "images").glob("*.jpg"))[:3]:
             jpeg = path.read_bytes()
             status, body = http(url + "/invocations", jpeg)
             assert status == 200, body
             got = [json.loads(body)["probabilities"][str(c)] for c in card.classes]
-            want = session.run(["probabilities"], {"input": preprocess_bytes(jpeg, card.preprocess)[None]})[0][0]
+            x = preprocess_bytes(jpeg, card.preprocess)[None]
+            want, fp32 = (sessions[n].run(["probabilities"], {"input": x})[0][0] for n in (MODEL_INT8_ONNX, MODEL_ONNX))
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
-    finally:
-        docker("rm", "-f", cid, check=False)
+            fp32_differs |= bool(np.abs(np.asarray(got) - fp32).max() > 1e-4)
+    assert fp32_differs, "the answers equal fp32's too: this test could not tell which graph is served"
