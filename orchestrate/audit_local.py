@@ -21,34 +21,28 @@ from typing import Callable
 
 from bincounter.modelcard import ModelCard
 from orchestrate import audit_join, costs, local_mode, local_transform, manifest
-from orchestrate.audit import expected_quantities, report, sibling_metadata
+from orchestrate.audit import expected_quantities, report, resolve_inputs
 from orchestrate.audit_join import Store
 from orchestrate.aws import unique_name
 from orchestrate.config import Config, ConfigError
-from orchestrate.data import read_file_list
 from orchestrate.progress import Progress
 
 log = logging.getLogger(__name__)
 
 
 def _photos_folder(a, cfg: Config, clients, tmp: Path) -> Path:
-    """A local folder holding the photos at its top level."""
+    """A local folder holding the photos at its top level: the user's, or the photos a cloud
+    audit would read (``audit.resolve_inputs``) downloaded."""
     if a.images and not a.images.startswith("s3://"):
         return Path(a.images)
-    s3, public_s3 = clients()
-    if a.file_list or a.ids:
-        ids = read_file_list(a.file_list) if a.file_list else manifest.read_id_list(a.ids)
-        photos, client = manifest.build(cfg.data.source_bucket, ids)["images"], public_s3
-    elif a.manifest:
-        photos, client = manifest.read(s3, a.manifest), s3
-    elif a.images:
-        bucket = manifest.split_s3(a.images)[0]
-        client = public_s3 if bucket == cfg.data.source_bucket else s3
-        photos = manifest.list_images(client, a.images)
-    else:
+    if not (a.images or a.manifest or a.file_list or a.ids):
         raise ConfigError("say which photos: --images DIR (or s3://...), --manifest, --file-list or --ids")
+    s3, public_s3 = clients()
+    inputs = resolve_inputs(a, cfg, s3, public_s3)
     if not a.metadata and not a.expected:
-        a.metadata = sibling_metadata(photos)
+        a.metadata = inputs.metadata
+    photos = inputs.photos
+    client = public_s3 if manifest.split_s3(photos.prefix)[0] == cfg.data.source_bucket else s3
     log.info("downloading %d photos from %s for the local run", len(photos.keys), photos.prefix)
     return local_transform.materialize(client, photos, tmp / "photos")
 

@@ -16,6 +16,7 @@ from bincounter.modelcard import ModelCard
 from devtools.local_serve import start_serve, stop
 from orchestrate import cli, local_transform, manifest
 from orchestrate.aws import MANAGED_BY_KEY, STACK_KEY
+from orchestrate.config import ConfigError
 
 pytestmark = pytest.mark.slow  # a moto server per session, the session's trained model
 
@@ -203,3 +204,22 @@ def test_report_and_teardown_know_the_audits_job_and_model(aws, bins, tmp_path, 
     assert cli.main([*SETTINGS, "teardown", "--dry-run"], session=aws) == 0
     assert f"would delete\tmodel\t{model['ModelName']}" in capsys.readouterr().out
     assert sent(aws, "ListTransformJobs")[0]["StatusEquals"] == "InProgress"
+
+
+def test_a_local_audit_of_s3_photos_downloads_what_a_cloud_audit_would_read(aws, bins, make_cfg, tmp_path):
+    from argparse import Namespace
+
+    from orchestrate import audit_local
+    from orchestrate.audit_cli import public_s3
+
+    cfg = make_cfg()
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("00017\n00004\n")
+    a = Namespace(images=None, manifest=None, file_list=None, ids=str(ids_file), metadata=None, expected=None)
+    folder = audit_local._photos_folder(a, cfg, lambda: (aws.client("s3"), public_s3(cfg, aws)), tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["00004.jpg", "00017.jpg"]
+    assert (folder / "00017.jpg").read_bytes() == bins["bin-images/00017.jpg"]
+    assert a.metadata == "s3://aft-vbi-pds/metadata/"  # read in place, as the cloud audit's join does
+    with pytest.raises(ConfigError, match="--images DIR"):
+        audit_local._photos_folder(Namespace(images=None, manifest=None, file_list=None, ids=None),
+                                   cfg, lambda: pytest.fail("no client is needed"), tmp_path)
