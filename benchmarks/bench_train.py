@@ -40,8 +40,7 @@ RECIPES = {"seed": SEED_RECIPE, "ours": OURS,
            "balanced": {"balanced-sampling": "true"},
            "ordinal": {"head": "ordinal"},
            "ema": {"ema-decay": "0.99"},
-           "outside": {"outside-counts": "classes"},
-           "seed-outside": {**SEED_RECIPE, "outside-counts": "classes"}}
+           "outside": {"outside-counts": "classes"}}
 SCORES = ("accuracy", "rmse", "auto_share", "false_match", "false_mismatch")
 BETTER = {"accuracy": 1, "rmse": -1, "auto_share": 1}  # the scores a recipe must win, and which way
 
