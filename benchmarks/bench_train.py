@@ -121,7 +121,7 @@ def summarise(results: list[dict]) -> str:
                 continue
             gains = {k: (s[k][0] - base[k][0]) * sign for k, sign in BETTER.items()}
             wins = all(gains[k] > noise[k] for k in BETTER)
-            lines.append(f"{name} - seed at {budget}: " + ", ".join(
+            lines.append(f"{name}'s gain over seed at {budget} (positive = better; RMSE lower): " + ", ".join(
                 f"{k} {gains[k]:+.4f} (noise {noise[k]:.4f})" for k in BETTER)
                 + (": better on all three, beyond the seed noise" if wins else ": NOT better on all three "
                    "beyond the seed noise"))
