@@ -4,6 +4,10 @@ only where its answers hold."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -182,3 +186,21 @@ def test_a_tensors_int8_range_is_the_mean_of_each_calibration_images_range(quant
 def test_a_recipe_refuses_ranges_it_does_not_know():
     with pytest.raises(ValueError, match="ranges 'median'"):
         Recipe(ranges="median")
+
+
+@pytest.mark.slow
+def test_the_kept_int8_graph_lands_in_a_model_folder_on_another_file_system(quantized_model, tiny_bins):
+    # /opt/ml/model is a mount in the training container: the candidate graphs are written in
+    # the temporary folder, so keeping one must copy across file systems, not rename
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == Path(tempfile.gettempdir()).stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) beside the temporary folder")
+    images = sorted((tiny_bins / "images").glob("*.jpg"))[:16]
+    samples = [Sample(p.stem, p, 1 + i % 5) for i, p in enumerate(images)]
+    with tempfile.TemporaryDirectory(dir=shm) as folder:
+        shutil.copy(quantized_model / MODEL_ONNX, folder)
+        section = quantize_model(Path(folder), MODEL_ONNX, {"train": samples, "validation": samples,
+                                                            "test": samples},
+                                 ModelCard.read(quantized_model).preprocess, [1, 2, 3, 4, 5], Thresholds(), CRITERIA)
+        assert "test" in section, section.get("reasons")
+        assert set(os.listdir(folder)) == {MODEL_ONNX, MODEL_INT8_ONNX}  # the other candidate is not left

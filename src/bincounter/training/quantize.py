@@ -16,8 +16,8 @@ The ONNX Runtime facts this relies on are in docs/platform.md §9.
 from __future__ import annotations
 
 import logging
-import os
 import random
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -161,7 +161,9 @@ def choose(fp32: Path, int8: Path, recipes: Sequence[Recipe], calibration: np.nd
         probs, _, _ = answer({"fp32": fp32, **paths}, validation, spec, threads)
         agreement = {r.name: float((probs[r.name].argmax(1) == probs["fp32"].argmax(1)).mean()) for r in recipes}
         best = max(recipes, key=lambda r: agreement[r.name])  # max keeps the first of equals
-        os.replace(paths[best.name], int8)
+        # a move, not a rename: the temporary folder and /opt/ml/model (a mount in the
+        # training container) are different file systems
+        shutil.move(paths[best.name], int8)
     log.info("int8: top-1 agreement with fp32 on %d validation photos: %s; keeping %s", len(probs["fp32"]),
              ", ".join(f"{k} {v * 100:.1f} %" for k, v in agreement.items()), best.name)
     return best, {"by": "top-1 agreement with fp32 on the validation split", "n": len(probs["fp32"]),
