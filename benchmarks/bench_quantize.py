@@ -6,15 +6,17 @@ on one trained model, with the code training runs (``bincounter.training.quantiz
 
 ``--tree`` is the /opt/ml tree a toolkit run trained in (``make bench-serve`` leaves
 one): its ``model/`` holds the fp32 model, ``output/data/split.json`` says which
-images were training and test. Each variant's folder under ``TREE/bench_quantize``
-is left as a complete model folder (``bench_serve --model-dir`` serves it). Each variant goes through training's own
-``quantize_model`` in a fresh process (so its peak memory is its own): calibrated on training images and measured against fp32 on
-the whole test split through the server's session, the fp32 baseline re-measured in
-every variant's process, side by side. A variant is METHOD:IMAGES[:u8|s8][:rr][:extreme]
-(activation type, default u8; rr = reduce_range; extreme: MinMax ranges from all
-images' extremes instead of the mean of each image's range), or training:IMAGES,
-what training does: both MinMax range rules, the one agreeing with fp32 more
-often on the validation split kept.
+images were training and test. Each variant goes through training's own
+``quantize_model`` in a fresh process (so its peak memory is its own): calibrated
+on training images and measured against fp32 on the whole test split through the
+server's session, the fp32 baseline re-measured in every variant's process, side
+by side. Each variant's folder under ``TREE/bench_quantize`` is left a complete
+model folder (``bench_serve --model-dir`` serves it).
+
+A variant is METHOD:IMAGES[:u8|s8][:rr][:extreme] (activation type, default u8;
+rr = reduce_range; extreme: MinMax ranges from all images' extremes instead of the
+mean of each image's range), or training:IMAGES, what training does: both MinMax
+range rules, the one agreeing with fp32 more often on the validation split kept.
 """
 
 from __future__ import annotations

@@ -61,6 +61,8 @@ def _run_sdk(cfg: Config, job: str, image: str, model_dir: Path, folder: Path, o
 def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, Path]:
     """``clients()`` -> (s3, public_s3), called only when photos, metadata or the CSV are in S3."""
     price = cfg.costs.hourly(cfg.audit.instance_type)
+    if not a.model_data:  # before any photo is downloaded
+        raise ConfigError("--model-data: a model folder (model.json + model.onnx) or a model.tar.gz")
     out = Path(a.out or Path("audit") / unique_name("local", "audit"))
     out.mkdir(parents=True, exist_ok=True)
     job = unique_name(cfg.aws.stack, "audit")
@@ -69,8 +71,6 @@ def run(a, cfg: Config, image: str, clients: Callable[[], tuple]) -> dict[str, P
         folder = _photos_folder(a, cfg, clients, tmp)
         photos = local_transform.top_level_photos(folder)
         ids = audit_join.photo_ids([p.name for p in photos])
-        if not a.model_data:
-            raise ConfigError("--model-data: a model folder (model.json + model.onnx) or a model.tar.gz")
         model_dir = local_mode.model_dir(Path(a.model_data), tmp)
         card = ModelCard.read(model_dir)
         if not a.metadata and not a.expected and (folder.parent / "metadata").is_dir():

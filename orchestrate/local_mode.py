@@ -141,9 +141,10 @@ def remove_containers(root: Path) -> None:
     project it made under ``root`` (not the network every local-mode project shares)."""
     listed = subprocess.run(["docker", "ps", "--all", "--format",
                              '{{.ID}} {{.Label "com.docker.compose.project.working_dir"}}'],
-                            capture_output=True, text=True, timeout=60, check=False).stdout.split("\n")
-    ours = [line.split(" ", 1)[0] for line in listed
-            if " " in line and Path(line.split(" ", 1)[1]).is_relative_to(root)]
+                            capture_output=True, text=True, timeout=60, check=False).stdout.splitlines()
+    root = root.resolve()  # compose labels its projects with absolute paths
+    ours = [cid for cid, _, where in (line.partition(" ") for line in listed)
+            if where and Path(where).is_relative_to(root)]
     if ours:
         subprocess.run(["docker", "rm", "--force", *ours], capture_output=True, timeout=120, check=False)
         log.info("removed the %d container(s) the SDK left", len(ours))

@@ -133,9 +133,7 @@ def fetch_tuning(sm, name: str) -> dict:
 
 def transform_report(desc: dict, hourly_price: float) -> dict:
     """From a DescribeTransformJob reply (an audit's job): what it read and wrote, and its cost."""
-    from orchestrate.costs import job_cost
-
-    cost = job_cost(desc, hourly_price, 0)
+    cost = costs.job_cost(desc, hourly_price, 0)
     source = desc["TransformInput"]["DataSource"]["S3DataSource"]
     return {
         "transform_job": desc["TransformJobName"],

@@ -119,7 +119,9 @@ def test_model_json_records_both_models_and_says_why_fp32_is_named(quantized_mod
     # both range rules were written; the one agreeing with fp32 more often on validation is kept
     agreement = q["choice"]["top1_agreement"]
     assert set(agreement) == {"MinMax mean", "MinMax extreme"} and q["choice"]["n"] == 10
-    assert agreement["MinMax " + q["recipe"]["ranges"]] == max(agreement.values())
+    # the better one, or on a tie (the tiny model agrees fully either way) the first candidate
+    best = next(r for r in ("mean", "extreme") if agreement[f"MinMax {r}"] == max(agreement.values()))
+    assert q["recipe"]["ranges"] == best
     assert q["recipe"]["images"] == 80  # the whole tiny training split (TINY: 80 images)
     for name in ("fp32", "int8"):
         m = q["test"][name]
@@ -169,15 +171,14 @@ def input_scale(int8_graph) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("ranges", ["mean", "extreme"])
-def test_a_tensors_int8_range_is_the_mean_of_each_calibration_images_range(quantized_model, tiny_bins,
-                                                                             tmp_path, ranges):
+def test_a_tensors_int8_range_follows_its_recipes_range_rule(quantized_model, tiny_bins, tmp_path, ranges):
     # the extremes of a few hundred images set ResNet50 ranges ~3x a typical image's and
     # int8 agreed with fp32 on a third of the test photos; the mean agreed on 94 %
     spec = ModelCard.read(quantized_model).preprocess
     x = np.stack([preprocess_bytes(p.read_bytes(), spec)
                   for p in sorted((tiny_bins / "images").glob("*.jpg"))[:16]])
     x[3] *= 4  # one image far outside the others, as the rare bright photo is
-    write_int8(quantized_model / MODEL_ONNX, tmp_path / "int8.onnx", x, Recipe(ranges=ranges))
+    write_int8(quantized_model / MODEL_ONNX, {tmp_path / "int8.onnx": Recipe(ranges=ranges)}, x)
     lows, highs = x.reshape(len(x), -1).min(1), x.reshape(len(x), -1).max(1)
     expected = (highs.mean() - lows.mean()) / 255 if ranges == "mean" else (highs.max() - lows.min()) / 255
     assert input_scale(tmp_path / "int8.onnx") == pytest.approx(expected, rel=1e-5)

@@ -149,7 +149,8 @@ def markdown(section: dict) -> list[str]:
     recipe, choice = section["recipe"], section.get("choice")
     chosen = "" if not choice else " (chosen by top-1 agreement with fp32 on {} validation photos: {})".format(
         choice["n"], ", ".join(f"{k} {v * 100:.1f} %" for k, v in choice["top1_agreement"].items()))
-    return ["## int8", "", f"{recipe['calibration']} calibration ({recipe.get('ranges', '')} ranges) on "
+    ranges = f" ({recipe['ranges']} ranges)" if "ranges" in recipe else ""
+    return ["## int8", "", f"{recipe['calibration']} calibration{ranges} on "
             f"{recipe['images']} training images{chosen}; test n={t['int8']['n']}, top-1 agreement "
             f"{t['top1_agreement'] * 100:.1f} %; ms per image at batch 1, one thread, on the training host. "
             f"int8 {verdict}.", "", *rows, ""]

@@ -66,15 +66,11 @@ class Recipe:
     def name(self) -> str:
         return f"{self.calibration} {self.ranges}" if self.calibration == "MinMax" else self.calibration
 
-    @property
-    def averaged(self) -> bool:
-        """Whether ONNX Runtime averages per-image ranges (its MinMax moving average over one
-        pass: with strides it would be an average weighted towards the first images)."""
-        return self.calibration == "MinMax" and self.ranges == "mean"
-
     def extra_options(self, images: int) -> dict:
-        """``quantize_static``'s calibration options for ``images`` calibration images."""
-        if self.averaged:
+        """``quantize_static``'s calibration options for ``images`` calibration images. Mean
+        ranges are ONNX Runtime's MinMax moving average over one pass: with strides it would
+        weigh the first images most."""
+        if self.calibration == "MinMax" and self.ranges == "mean":
             return {"CalibMovingAverage": True}
         return {"CalibStridedMinMax": min(CALIBRATION_STRIDE, images)}
 
@@ -107,8 +103,9 @@ def output_nodes(model: Path) -> list[str]:
     return [n.name for n in graph.node if ONNX_OUTPUT in n.output]
 
 
-def write_int8(fp32: Path, int8: Path, calibration: np.ndarray, recipe: Recipe) -> None:
-    """``fp32`` -> ``int8``: static QDQ quantization calibrated on ``calibration`` (N x 3 x S x S)."""
+def write_int8(fp32: Path, targets: dict[Path, Recipe], calibration: np.ndarray) -> None:
+    """``fp32`` -> each target path: static QDQ quantization by its recipe, calibrated on
+    ``calibration`` (N x 3 x S x S); the fp32 graph is pre-processed once for all of them."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                           QuantType, quant_pre_process, quantize_static)
 
@@ -133,11 +130,13 @@ def write_int8(fp32: Path, int8: Path, calibration: np.ndarray, recipe: Recipe) 
     with tempfile.TemporaryDirectory(prefix="int8-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre))
-        quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        nodes_to_exclude=output_nodes(pre),
-                        reduce_range=recipe.reduce_range, activation_type=QuantType[recipe.activations],
-                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod[recipe.calibration],
-                        extra_options=recipe.extra_options(len(calibration)))
+        keep_float = output_nodes(pre)
+        for int8, recipe in targets.items():
+            quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            nodes_to_exclude=keep_float, reduce_range=recipe.reduce_range,
+                            activation_type=QuantType[recipe.activations], weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod[recipe.calibration],
+                            extra_options=recipe.extra_options(len(calibration)))
 
 
 def candidates(images: int) -> tuple[Recipe, ...]:
@@ -152,12 +151,11 @@ def choose(fp32: Path, int8: Path, recipes: Sequence[Recipe], calibration: np.nd
     fp32's most often on ``validation`` (the test split stays for the verdict on it);
     (the recipe, how it was chosen). A single recipe, or no validation photo, is no choice."""
     if len(recipes) == 1 or not validation:
-        write_int8(fp32, int8, calibration, recipes[0])
+        write_int8(fp32, {int8: recipes[0]}, calibration)
         return recipes[0], {}
     with tempfile.TemporaryDirectory(prefix="int8-choice-") as tmp:
         paths = {r.name: Path(tmp) / f"{i}.onnx" for i, r in enumerate(recipes)}
-        for r in recipes:
-            write_int8(fp32, paths[r.name], calibration, r)
+        write_int8(fp32, {paths[r.name]: r for r in recipes}, calibration)
         probs, _, _ = answer({"fp32": fp32, **paths}, validation, spec, threads)
         agreement = {r.name: float((probs[r.name].argmax(1) == probs["fp32"].argmax(1)).mean()) for r in recipes}
         best = max(recipes, key=lambda r: agreement[r.name])  # max keeps the first of equals
