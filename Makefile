@@ -22,7 +22,7 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
-# seed recipe vs ours on ../shared/data/abid-sample (CPU-heavy: ~15 min on 2 cores)
+# seed recipe vs ours on ../shared/data/abid-sample, both budgets x 2 seeds (about an hour on 2 quiet cores)
 .PHONY: bench-train
 bench-train: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_train $(BENCH_ARGS)

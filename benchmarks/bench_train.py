@@ -11,6 +11,10 @@ test split at the default targets (README "What the verdict means"): the auto
 share, the false-match and the false-mismatch rate. The held-out images keep
 the sample's natural count distribution; the photos with counts outside 1..5
 join the training channel only (a recipe may learn from them, none is tested on them).
+
+A lever is measured without editing this file: ``--variant noaug:augment=false``
+runs ours with that change as ``noaug``. Runs from several invocations (other
+seeds, another day) are tabulated together with ``--combine a/results.json b/results.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from bincounter.labels import CountRange
 from bincounter.metadata import scan_dataset
 from bincounter.optml import build_tree
+from bincounter.training.hyperparameters import PARAMS
 from devtools.local_toolkit import ROOT, SAMPLE, install_code, run_train
 
 COMMON = {"arch": "resnet18", "pretrained": "false", "batch-size": "32", "num-workers": "1",
@@ -40,9 +45,22 @@ RECIPES = {"seed": SEED_RECIPE, "ours": OURS,
            "balanced": {"balanced-sampling": "true"},
            "ordinal": {"head": "ordinal"},
            "ema": {"ema-decay": "0.99"},
-           "outside": {"outside-counts": "classes"}}
+           "outside": {"outside-counts": "classes"},
+           "noaug": {"augment": "false"}}
 SCORES = ("accuracy", "rmse", "auto_share", "false_match", "false_mismatch")
 BETTER = {"accuracy": 1, "rmse": -1, "auto_share": 1}  # the scores a recipe must win, and which way
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``NAME:KEY=VALUE[,KEY=VALUE...]``: ours with those hyperparameters changed, measured under NAME."""
+    name, _, settings = text.partition(":")
+    pairs = [item.partition("=") for item in settings.split(",") if item]
+    unknown = [key for key, _, _ in pairs if key not in PARAMS]
+    if not name or name in RECIPES or not pairs or unknown or any(not value for _, _, value in pairs):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: want NAME:KEY=VALUE[,KEY=VALUE] with a new NAME and train.py hyperparameters"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    return name, {key: value for key, _, value in pairs}
 
 
 def link_channel(samples, out: Path) -> Path:
@@ -68,10 +86,10 @@ def make_channels(data: Path, work: Path, n_train: int, n_val: int, n_test: int,
     return {name: link_channel(part, work / "channels" / name) for name, part in parts.items()}
 
 
-def train_once(work: Path, channels: dict, recipe: str, seed: int, budget: str) -> dict:
+def train_once(work: Path, channels: dict, recipe: str, settings: dict, seed: int, budget: str) -> dict:
     epochs, size = budget.split("x")
     base = work / f"{budget}-{recipe}-seed{seed}"
-    hps = {**COMMON, "epochs": epochs, "image-size": size, **RECIPES[recipe], "seed": str(seed)}
+    hps = {**COMMON, "epochs": epochs, "image-size": size, **settings, "seed": str(seed)}
     install_code(build_tree(base, channels, hps))
     t0 = time.monotonic()
     proc = run_train(base, log=base / "train.log")
@@ -80,7 +98,7 @@ def train_once(work: Path, channels: dict, recipe: str, seed: int, budget: str) 
         raise SystemExit(f"{recipe} seed {seed} ({budget}) failed; log in {base / 'train.log'}")
     report = json.loads((base / "output" / "data" / "evaluation.json").read_text())
     test, point = report["test"], report["model"]["verification"]["measured"]["test"]
-    return {"budget": budget, "recipe": recipe, "seed": seed, "accuracy": test["accuracy"], "rmse": test["rmse"],
+    return {"budget": budget, "recipe": recipe, "settings": settings, "seed": seed, "accuracy": test["accuracy"], "rmse": test["rmse"],
             "auto_share": point["auto_share"], "false_match": point["false_match_rate"],
             "false_mismatch": point["false_mismatch_rate"], "asks": [point["false_match_n"],
                                                                        point["false_mismatch_n"]],
@@ -110,10 +128,10 @@ def summarise(results: list[dict]) -> str:
         stats = {name: {k: (mean([r[k] for r in rs]), max(r[k] for r in rs) - min(r[k] for r in rs))
                         for k in SCORES} for name, rs in by.items()}
         noise = {k: max(s[k][1] for s in stats.values()) for k in SCORES}
-        lines += ["", "| recipe | " + " | ".join(f"mean {k} (spread)" for k in SCORES) + " |",
-                  "|---|" + "---|" * len(SCORES)]
-        lines += [f"| {name} | " + " | ".join(f"{s[k][0]:.4f} ({s[k][1]:.4f})" for k in SCORES) + " |"
-                  for name, s in stats.items()]
+        lines += ["", "| recipe | seeds | " + " | ".join(f"mean {k} (spread)" for k in SCORES) + " |",
+                  "|---|---|" + "---|" * len(SCORES)]
+        lines += [f"| {name} | {len(by[name])} | " + " | ".join(f"{s[k][0]:.4f} ({s[k][1]:.4f})" for k in SCORES)
+                  + " |" for name, s in stats.items()]
         lines.append("")
         base = stats.get("seed")
         for name, s in stats.items():
@@ -140,12 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val", type=int, default=300)
     p.add_argument("--test", type=int, default=600)
     p.add_argument("--budgets", nargs="+", default=["12x112", "6x112"],
-                   help="EPOCHSxPIXELS each; all runs at 12x112 and 6x112 take about 90 min on 2 quiet cores")
+                   help="EPOCHSxPIXELS each; 2 recipes x 2 seeds at 12x112 and 6x112 take about an hour on 2 quiet cores")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--split-seed", type=int, default=2024)
     p.add_argument("--recipes", nargs="+", default=["seed", "ours"], choices=list(RECIPES),
                    help="ours = train.py's defaults; the others are the variants they were chosen from")
+    p.add_argument("--variant", type=parse_variant, action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                   help="also run ours with these hyperparameters changed (a lever to measure), as NAME")
+    p.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS_JSON",
+                   help="train nothing: print one table over these earlier runs' results.json")
     a = p.parse_args(argv)
+    if a.combine:
+        print(summarise([r for f in a.combine for r in json.loads(f.read_text())]))
+        return 0
+    recipes = {**{name: RECIPES[name] for name in a.recipes}, **{name: {**OURS, **hps} for name, hps in a.variant}}
     if not (a.data / "metadata").is_dir():
         raise SystemExit(f"no ABID sample at {a.data}")
     shutil.rmtree(a.work, ignore_errors=True)
@@ -156,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for budget in a.budgets:
         for seed in a.seeds:
-            for recipe in a.recipes:
-                r = train_once(a.work, channels, recipe, seed, budget)
+            for recipe, settings in recipes.items():
+                r = train_once(a.work, channels, recipe, settings, seed, budget)
                 print(f"  {budget} {recipe} seed {seed}: accuracy {_pct(r['accuracy'])} %, RMSE {r['rmse']:.3f}, "
                       f"auto share {_pct(r['auto_share'])} %, false match {_pct(r['false_match'])} %, "
                       f"false mismatch {_pct(r['false_mismatch'])} %, {r['seconds']:.0f} s", flush=True)
