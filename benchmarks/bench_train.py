@@ -127,7 +127,6 @@ def summarise(results: list[dict]) -> str:
         by = {name: [r for r in runs if r["recipe"] == name] for name in dict.fromkeys(r["recipe"] for r in runs)}
         stats = {name: {k: (mean([r[k] for r in rs]), max(r[k] for r in rs) - min(r[k] for r in rs))
                         for k in SCORES} for name, rs in by.items()}
-        noise = {k: max(s[k][1] for s in stats.values()) for k in SCORES}
         lines += ["", "| recipe | seeds | " + " | ".join(f"mean {k} (spread)" for k in SCORES) + " |",
                   "|---|---|" + "---|" * len(SCORES)]
         lines += [f"| {name} | {len(by[name])} | " + " | ".join(f"{s[k][0]:.4f} ({s[k][1]:.4f})" for k in SCORES)
@@ -138,6 +137,8 @@ def summarise(results: list[dict]) -> str:
             if base is None or name == "seed":
                 continue
             gains = {k: (s[k][0] - base[k][0]) * sign for k, sign in BETTER.items()}
+            # the noise a gain must beat: the larger seed-to-seed spread of the two recipes compared
+            noise = {k: max(base[k][1], s[k][1]) for k in BETTER}
             wins = all(gains[k] > noise[k] for k in BETTER)
             lines.append(f"{name}'s gain over seed at {budget} (positive = better; RMSE lower): " + ", ".join(
                 f"{k} {gains[k]:+.4f} (noise {noise[k]:.4f})" for k in BETTER)

@@ -28,11 +28,14 @@ def test_a_recipe_is_better_only_when_every_gain_exceeds_the_seed_to_seed_spread
     clear = [_run("clear", 0, 0.40, 1.10, 0.100), _run("clear", 1, 0.41, 1.11, 0.101)]
     # beats the mean by 1 point, inside the seed recipe's 2-point spread
     close = [_run("close", 0, 0.36, 1.10, 0.100), _run("close", 1, 0.36, 1.11, 0.101)]
-    table = summarise(seed + clear + close)
+    # a third recipe's wide spread is its own noise, not the yardstick of the others
+    noisy = [_run("noisy", 0, 0.20, 1.60, 0.02), _run("noisy", 1, 0.50, 1.00, 0.20)]
+    table = summarise(seed + clear + close + noisy)
     assert "clear's gain over seed at 6x112" in table
     verdicts = {line.split("'")[0]: line for line in table.splitlines() if "gain over seed" in line}
     assert verdicts["clear"].endswith("better on all three, beyond the seed noise")
     assert verdicts["close"].endswith("NOT better on all three beyond the seed noise")
+    assert verdicts["noisy"].endswith("NOT better on all three beyond the seed noise")
     assert "| clear | 2 | 0.4050 (0.0100)" in table
 
 
