@@ -98,7 +98,8 @@ def train_once(work: Path, channels: dict, recipe: str, settings: dict, seed: in
         raise SystemExit(f"{recipe} seed {seed} ({budget}) failed; log in {base / 'train.log'}")
     report = json.loads((base / "output" / "data" / "evaluation.json").read_text())
     test, point = report["test"], report["model"]["verification"]["measured"]["test"]
-    return {"budget": budget, "recipe": recipe, "settings": settings, "seed": seed, "accuracy": test["accuracy"], "rmse": test["rmse"],
+    return {"budget": budget, "recipe": recipe, "settings": settings, "seed": seed,
+            "accuracy": test["accuracy"], "rmse": test["rmse"],
             "auto_share": point["auto_share"], "false_match": point["false_match_rate"],
             "false_mismatch": point["false_mismatch_rate"], "asks": [point["false_match_n"],
                                                                        point["false_mismatch_n"]],
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val", type=int, default=300)
     p.add_argument("--test", type=int, default=600)
     p.add_argument("--budgets", nargs="+", default=["12x112", "6x112"],
-                   help="EPOCHSxPIXELS each; 2 recipes x 2 seeds at 12x112 and 6x112 take about an hour on 2 quiet cores")
+                   help="EPOCHSxPIXELS each; 2 recipes x 2 seeds at both budgets: about an hour on 2 quiet cores")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--split-seed", type=int, default=2024)
     p.add_argument("--recipes", nargs="+", default=["seed", "ours"], choices=list(RECIPES),
