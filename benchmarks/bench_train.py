@@ -31,7 +31,7 @@ from pathlib import Path
 from bincounter.labels import CountRange
 from bincounter.metadata import scan_dataset
 from bincounter.optml import build_tree
-from bincounter.training.hyperparameters import PARAMS
+from bincounter.training.hyperparameters import HyperparameterError, Hyperparameters
 from devtools.local_toolkit import ROOT, SAMPLE, install_code, run_train
 
 COMMON = {"arch": "resnet18", "pretrained": "false", "batch-size": "32", "num-workers": "1",
@@ -52,15 +52,17 @@ BETTER = {"accuracy": 1, "rmse": -1, "auto_share": 1}  # the scores a recipe mus
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    """``NAME:KEY=VALUE[,KEY=VALUE...]``: ours with those hyperparameters changed, measured under NAME."""
+    """``NAME:KEY=VALUE[,KEY=VALUE...]``: ours with those hyperparameters changed, measured under NAME.
+    train.py's own parser checks them now, not when the run starts an hour into the benchmark."""
     name, _, settings = text.partition(":")
-    pairs = [item.partition("=") for item in settings.split(",") if item]
-    unknown = [key for key, _, _ in pairs if key not in PARAMS]
-    if not name or name in RECIPES or not pairs or unknown or any(not value for _, _, value in pairs):
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: want NAME:KEY=VALUE[,KEY=VALUE] with a new NAME and train.py hyperparameters"
-            + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
-    return name, {key: value for key, _, value in pairs}
+    pairs = dict(item.partition("=")[::2] for item in settings.split(",") if item)
+    if not name or name in RECIPES or not pairs:
+        raise argparse.ArgumentTypeError(f"{text!r}: want NAME:KEY=VALUE[,KEY=VALUE] with a new NAME")
+    try:
+        Hyperparameters.parse([f"--{key}={value}" for key, value in pairs.items()])
+    except HyperparameterError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+    return name, pairs
 
 
 def link_channel(samples, out: Path) -> Path:
@@ -173,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.combine:
         print(summarise([r for f in a.combine for r in json.loads(f.read_text())]))
         return 0
+    names = [*a.recipes, *(name for name, _ in a.variant)]
+    if len(set(names)) < len(names):
+        p.error(f"each recipe and variant once: {' '.join(names)}")  # the table keys runs by name
     recipes = {**{name: RECIPES[name] for name in a.recipes}, **{name: {**OURS, **hps} for name, hps in a.variant}}
     if not (a.data / "metadata").is_dir():
         raise SystemExit(f"no ABID sample at {a.data}")

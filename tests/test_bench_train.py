@@ -12,8 +12,9 @@ def test_a_variant_is_ours_with_the_named_hyperparameters_changed():
     assert parse_variant("noaug-lr02:augment=false,lr=0.02") == ("noaug-lr02", {"augment": "false", "lr": "0.02"})
 
 
-@pytest.mark.parametrize("text", ["noaug", "x:no-such-param=1", "seed:augment=false", "x:lr=", ":lr=0.1"])
-def test_a_variant_that_is_not_a_new_name_with_known_hyperparameters_is_refused(text):
+@pytest.mark.parametrize("text", ["noaug", "x:no-such-param=1", "seed:augment=false", "x:lr=", ":lr=0.1",
+                                  "x:lr=fast", "x:lr=-1", "x:head=mixture"])
+def test_a_variant_that_is_not_a_new_name_with_valid_hyperparameters_is_refused(text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_variant(text)
 
@@ -45,3 +46,9 @@ def test_combine_tabulates_runs_from_several_invocations_without_training(tmp_pa
     second.write_text(json.dumps([_run("seed", 2, 0.36, 1.23, 0.08)]))
     assert main(["--combine", str(first), str(second), "--data", str(tmp_path / "absent")]) == 0
     assert "| seed | 2 | 0.3500 (0.0200)" in capsys.readouterr().out
+
+
+def test_two_runs_under_one_name_are_refused_before_any_training(tmp_path):
+    with pytest.raises(SystemExit) as refused:  # (without the check: "no ABID sample at ...")
+        main(["--variant", "x:lr=0.02", "--variant", "x:lr=0.01", "--data", str(tmp_path / "absent")])
+    assert refused.value.code == 2  # argparse's usage error
