@@ -32,7 +32,7 @@ from bincounter.labels import CountRange
 from bincounter.metadata import scan_dataset
 from bincounter.optml import build_tree
 from bincounter.training.hyperparameters import HyperparameterError, Hyperparameters
-from devtools.local_toolkit import ROOT, SAMPLE, install_code, run_train
+from devtools.local_toolkit import SAMPLE, install_code, run_train
 
 COMMON = {"arch": "resnet18", "pretrained": "false", "batch-size": "32", "num-workers": "1",
           "lr": "0.05", "profile-steps": "0", "checkpoint-steps": "0", "log-interval": "50"}

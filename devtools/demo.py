@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bincounter.guarantees import miss_lines
 from bincounter.modelcard import ModelCard
 from bincounter.optml import build_tree
 from bincounter.synth import generate
@@ -95,12 +96,11 @@ def train(base: Path, log: Path) -> ModelCard:
 
 def operating_point_line(card: ModelCard) -> str:
     """The verdicts' operating point in one line: thresholds, targets, test rates with their n."""
-    t, op = card.verification, card.operating_point
+    op = card.operating_point
     test, targets = card.served_test_point(), op["targets"]
-    at = (lambda v: "never" if v is None else f"{v:.2f}")
-    return (f"verdicts: match at p >= {at(t.match_at)}, mismatch at p <= {at(t.mismatch_at)} (targets "
-            f"false match <= {targets['max_false_match']:.0%}, false mismatch <= {targets['max_false_mismatch']:.0%}, "
-            f"met on the validation split); on the test split: false match {test['false_match_rate']:.1%} "
+    return (f"verdicts ({card.verification.describe()}; targets false match <= {targets['max_false_match']:.0%}, "
+            f"false mismatch <= {targets['max_false_mismatch']:.0%}, {op['promise']}); "
+            f"on the test split: false match {test['false_match_rate']:.1%} "
             f"of {test['false_match_n']} wrong asks, false mismatch {test['false_mismatch_rate']:.1%} of "
             f"{test['false_mismatch_n']} correct asks, {test['auto_share']:.0%} answered without review")
 
@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = (report / "evaluation.md").read_text().split("\n\n")[1:3]  # the accuracy line, the table
     print("\n".join("   " + line for line in "\n".join(summary).splitlines()))
     print(f"   {operating_point_line(card)}")
+    for line in miss_lines(card.served_test_point(), card.operating_point["targets"]):
+        print(f"   above target: {line}")
     print(f"   model: {base / 'model'} ({card.onnx_file}); report: {report / 'evaluation.md'}")
     if not a.no_serve:
         with contextlib.ExitStack() as stack:

@@ -181,7 +181,7 @@ def _row(sid: str, expected: int | None, answers: list | None, card: ModelCard, 
                      f"({card.classes[0]}..{card.classes[-1]})")
     else:
         row.match_probability = float(probabilities[str(expected)])
-        row.verdict = card.verification.verdict(row.match_probability)
+        row.verdict = card.verification.verdict(row.match_probability, int(expected))
     return row
 
 

@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from bincounter.guarantees import miss_lines
 from bincounter.modelcard import ModelCard
 from orchestrate.audit_join import ALL_VERDICTS, FAILED, NO_EXPECTED, NOT_VERIFIABLE, Row
 from orchestrate.costs import Cost
@@ -43,16 +44,13 @@ def _pct(rate: float | None) -> str:
 def operating_point(card: ModelCard) -> list[str]:
     """The verdicts' operating point as model.json states it: thresholds, the targets they were
     chosen for and how, and the rates measured on the test split. Nothing is computed here."""
-    t, op = card.verification, card.operating_point or {}
-
-    def at(x):
-        return "never fires" if x is None else f"{x:g}"
-
-    lines = [f"- match when the model's probability of the expected count is at least match_at = "
-             f"{at(t.match_at)}; mismatch when at most mismatch_at = {at(t.mismatch_at)}; review between"]
+    rule, op = card.verification, card.operating_point or {}
+    lines = ["- match when the model's probability of the expected count is at least match_at; mismatch "
+             f"when at most mismatch_at; review between ({rule.describe()}; never: that verdict is not given)"]
     targets = op.get("targets") or {}
     if targets:
         lines.append("- chosen for: " + ", ".join(f"{k} {v:.1%}" for k, v in targets.items())
+                     + (f", {op['promise']}" if op.get("promise") else "")
                      + (f" ({op['method']})" if op.get("method") else ""))
     test = card.served_test_point()
     if test:
@@ -60,6 +58,7 @@ def operating_point(card: ModelCard) -> list[str]:
                      f"of {test.get('false_match_n')} wrong asks, false mismatch "
                      f"{_pct(test.get('false_mismatch_rate'))} of {test.get('false_mismatch_n')} correct asks, "
                      f"{_pct(test.get('auto_share'))} answered without review")
+        lines += [f"- **above target** on that test split: {line}" for line in (miss_lines(test, targets) if targets else [])]
     else:
         lines.append("- no error rates were measured for these thresholds (model.json has no "
                      "verification.measured): treat the verdicts as unmeasured")

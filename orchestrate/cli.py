@@ -83,7 +83,7 @@ def cmd_train(a, cfg: Config, sess) -> int:
 
         named = manifest.read(aws.client(sess, "s3"), a.manifest)
         manifest.check_region(named, cfg.data.source_bucket, cfg.data.source_region, cfg.aws.region)
-    plan = training.plan(cfg, image, manifest_uri=a.manifest or "")
+    plan = training.plan(cfg, image, manifest_uri=a.manifest or "", calibration_uri=a.calibration or "")
     require_weights(ecr, image, plan.hyperparameters)
     print(training.train(sess, cfg, plan))
     return 0
@@ -167,6 +167,7 @@ def cmd_report(a, cfg: Config, sess) -> int:
         name = a.training_job or deploy.latest_model_data(sm, cfg.aws.stack)[0]
         desc = sm.describe_training_job(TrainingJobName=name)
         doc = report.training_report(desc)
+        doc["verdicts"] = report.verdict_report(aws.client(sess, "s3"), desc)
         doc["serving_cost"] = {"measured": cfg.costs.measured,
                                "rows": costs.serving_costs(cfg.costs.hourly_usd, cfg.costs.img_per_s)}
         if a.rules:
@@ -227,6 +228,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE", help="a hyperparameter")
     s.add_argument("--manifest", metavar="S3URI", help="one training channel from a manifest read in place "
                                                         "(orchestrate manifest ...: training.manifest)")
+    s.add_argument("--calibration", metavar="S3URI_OR_DIR",
+                   help="a calibration channel in ABID's layout (an S3 prefix; a folder with --local): the "
+                        "temperature and verdict thresholds are fitted on these bins instead of validation")
     s.add_argument("--local", action="store_true",
                    help="train here with the SageMaker SDK's local mode (docker; no AWS account)")
     s.add_argument("--data", metavar="DIR", help="--local: the training channel (default data.local_dir)")

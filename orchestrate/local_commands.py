@@ -31,11 +31,17 @@ def train(a, cfg: Config) -> int:
     data = Path(a.data or cfg.data.local_dir).resolve()
     if not data.is_dir():
         raise ConfigError(f"no training data at {data}: --data DIR (ABID layout or class folders)")
+    channels = {}
+    if a.calibration:
+        channels["calibration"] = Path(a.calibration).resolve()
+        if not (channels["calibration"] / "metadata").is_dir():
+            raise ConfigError(f"--calibration {a.calibration}: with --local, a folder in ABID's layout "
+                              "(images/, metadata/)")
     job = aws.unique_name(cfg.aws.stack, "local")
     root = Path(a.local_root).resolve() / job
     log.info("local training job %s: %s on %s, SDK local mode under %s", job, image, data, root)
     try:
-        print(local_mode.train(image, data, hps, root, cfg.aws.region, job))
+        print(local_mode.train(image, data, hps, root, cfg.aws.region, job, channels))
     except local_mode.LocalJobStopped as exc:
         reason = local_mode.failure_reason(root)
         print(f"orchestrate train --local: {exc}; the container stopped"

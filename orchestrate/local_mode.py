@@ -105,8 +105,9 @@ def failure_reason(root: Path) -> str | None:
 
 
 def train(image: str, data: Path, hyperparameters: dict[str, str], root: Path, region: str,
-          job_name: str) -> Path:
-    """One local training job in ``root`` (must not exist); returns its model.tar.gz."""
+          job_name: str, channels: dict[str, Path] | None = None) -> Path:
+    """One local training job in ``root`` (must not exist) on ``data`` as the training channel
+    and any other ``channels`` (name -> folder); returns its model.tar.gz."""
     from sagemaker.core.training.configs import Compute, InputData
     from sagemaker.train import ModelTrainer
     from sagemaker.train.model_trainer import Mode
@@ -119,8 +120,8 @@ def train(image: str, data: Path, hyperparameters: dict[str, str], root: Path, r
     try:
         with stoppable(reap=True):
             # wait=False is broken in SDK 3.27 local mode (it tars an empty model at once)
-            trainer.train(input_data_config=[InputData(channel_name="training", data_source=str(data))],
-                          wait=True)
+            trainer.train(input_data_config=[InputData(channel_name=name, data_source=str(folder)) for name, folder
+                                             in {"training": data, **(channels or {})}.items()], wait=True)
     except RuntimeError as exc:  # compose exited non-zero: the reason is in output/failure
         raise RuntimeError(f"local training failed: {failure_reason(root) or exc}") from None
     finally:

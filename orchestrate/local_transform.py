@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import subprocess
 import tempfile
 import threading
 import time

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
+from bincounter.guarantees import miss_lines
+from bincounter.modelcard import ModelCard, ModelCardError
 from bincounter.training.rules import evaluate_rules
 from orchestrate import costs
 from orchestrate.manifest import list_keys, split_s3
@@ -49,6 +54,36 @@ def training_report(desc: dict) -> dict:
         "model_artifact": desc.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
         "debugger_rules": rules,
     }
+
+
+def output_uri(desc: dict) -> str:
+    """Where SageMaker put the job's ``output/data`` folder (evaluation.json among it)."""
+    return f"{desc['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{desc['TrainingJobName']}/output/output.tar.gz"
+
+
+def verdict_report(s3, desc: dict) -> dict | None:
+    """The model's verdicts as its card states them (read from evaluation.json in the job's
+    output.tar.gz, a few MB, not the model artifact): thresholds per expected count, the
+    promise, and every count whose test rate is above its target. None before the job completed;
+    an ``error`` entry, not an exception, when the output cannot be read."""
+    if desc.get("TrainingJobStatus") != "Completed":
+        return None
+    uri = output_uri(desc)
+    bucket, key = split_s3(uri)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        with tarfile.open(fileobj=body, mode="r|gz") as tar:  # streamed: stops at evaluation.json
+            member = next((m for m in tar if m.name.lstrip("./") == "evaluation.json"), None)
+            if member is None:
+                return {"source": uri, "error": "no evaluation.json in the job's output"}
+            card = ModelCard.from_dict(json.loads(tar.extractfile(member).read())["model"])
+    except (ClientError, tarfile.TarError, OSError, KeyError, ValueError, ModelCardError) as exc:
+        return {"source": uri, "error": str(exc) if isinstance(exc, ClientError) else f"{type(exc).__name__}: {exc}"}
+    op = card.operating_point
+    test = card.served_test_point()
+    return {"source": uri, "thresholds": card.verification.describe(), "promise": op.get("promise"),
+            "targets": op.get("targets"), "above_target": miss_lines(test, op["targets"]) if test and
+            op.get("targets") else [], "measured": bool(test)}
 
 
 def tuning_report(desc: dict, jobs: list[dict]) -> dict:
@@ -181,6 +216,16 @@ def render(report: dict) -> str:
              f"model: {report['model_artifact'] or 'n/a'}"]
     lines += [f"  {name} = {value:g}" for name, value in sorted(report["final_metrics"].items())]
     lines += [f"  rule {r['rule']}: {r['status']} {r['details']}".rstrip() for r in report["debugger_rules"]]
+    verdicts = report.get("verdicts")
+    if verdicts and "error" in verdicts:
+        lines.append(f"verdicts: cannot read {verdicts['source']}: {verdicts['error']}")
+    elif verdicts:
+        lines.append(f"verdicts ({verdicts['promise'] or 'no targets stated'}): {verdicts['thresholds']}")
+        if not verdicts["measured"]:
+            lines.append("  no error rates were measured for these thresholds")
+        lines += [f"  ABOVE TARGET on the test split: {line}" for line in verdicts["above_target"]]
+        if verdicts["measured"] and not verdicts["above_target"]:
+            lines.append("  every expected count is within its targets on the test split")
     if "serving_cost" in report:
         lines += costs.render(report["serving_cost"]["rows"], report["serving_cost"]["measured"])
     evaluated = report.get("evaluated_rules")

@@ -9,7 +9,7 @@ the smdebug DebugHookConfig; ``tune`` goes through ``ModelTrainer`` +
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import boto3
 from sagemaker.core.debugger.debugger import get_rule_container_image_uri
@@ -55,6 +55,8 @@ class JobPlan:
     hyperparameters: dict[str, str]
     # ManifestFile: each channel URI is a manifest naming objects read in place (orchestrate.manifest)
     channel_type: str = "S3Prefix"
+    # channels of another S3DataType than channel_type (the calibration prefix beside a manifest)
+    channel_types: dict[str, str] = field(default_factory=dict)
 
 
 def channel_uris(cfg: Config) -> dict[str, str]:
@@ -63,14 +65,19 @@ def channel_uris(cfg: Config) -> dict[str, str]:
 
 
 def plan(cfg: Config, image: str, hyperparameters: dict | None = None, kind: str = "train",
-         manifest_uri: str = "") -> JobPlan:
+         manifest_uri: str = "", calibration_uri: str = "") -> JobPlan:
     """``manifest_uri``: one ``training`` channel from a manifest (validation and test are then
-    carved from it by the training code's seeded split) instead of ``orchestrate data``'s channels."""
+    carved from it by the training code's seeded split) instead of ``orchestrate data``'s channels.
+    ``calibration_uri``: an S3 prefix in ABID's layout (images/, metadata/) whose bins the
+    temperature and verdict thresholds are fitted on instead of the validation split."""
     hps = {**cfg.train.hyperparameters, **(hyperparameters or {})}
     channels = {"training": manifest_uri} if manifest_uri else channel_uris(cfg)
+    if calibration_uri:
+        channels["calibration"] = calibration_uri
     return JobPlan(name=unique_name(cfg.aws.stack, kind), image=image, channels=channels,
                    hyperparameters={k: str(v) for k, v in hps.items()},
-                   channel_type="ManifestFile" if manifest_uri else "S3Prefix")
+                   channel_type="ManifestFile" if manifest_uri else "S3Prefix",
+                   channel_types={"calibration": "S3Prefix"} if calibration_uri else {})
 
 
 def _stopping(cfg: Config) -> StoppingCondition:
@@ -119,7 +126,8 @@ def training_job_args(cfg: Config, p: JobPlan) -> dict:
             metric_definitions=[MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in METRIC_DEFINITIONS]),
         hyper_parameters=p.hyperparameters,
         input_data_config=[Channel(channel_name=name, data_source=DataSource(s3_data_source=S3DataSource(
-            s3_data_type=p.channel_type, s3_uri=uri, s3_data_distribution_type="FullyReplicated")))
+            s3_data_type=p.channel_types.get(name, p.channel_type), s3_uri=uri,
+            s3_data_distribution_type="FullyReplicated")))
             for name, uri in p.channels.items()],
         output_data_config=OutputDataConfig(s3_output_path=f"{cfg.s3_base}/output"),
         resource_config=ResourceConfig(instance_type=t.instance_type, instance_count=t.instance_count,

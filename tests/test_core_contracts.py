@@ -11,7 +11,7 @@ import pytest
 from bincounter.labels import CountRange
 from bincounter.metadata import read_expected_quantity, scan_dataset
 from bincounter.modelcard import ModelCard, ModelCardError
-from bincounter.verification import Thresholds
+from bincounter.verification import Thresholds, VerdictRule
 from bincounter.preprocess import PreprocessSpec
 from bincounter.synth import generate
 
@@ -45,13 +45,22 @@ def test_the_training_pipeline_imports_without_the_web_server():
 
 def test_model_card_round_trips_and_rejects_foreign_schemas(tmp_path):
     card = ModelCard(classes=[1, 2, 3, 4, 5], preprocess=PreprocessSpec(112), arch="resnet18",
-                     verification=Thresholds(None, 0.05), calibration={"temperature": 1.7},
+                     verification=VerdictRule(Thresholds(None, None), ((1, Thresholds(None, 0.05)),
+                                                                       (2, Thresholds(0.8, 0.1)))),
+                     calibration={"temperature": 1.7},
                      operating_point={"targets": {"max_false_match": 0.01, "max_false_mismatch": 0.05},
                                       "measured": {"test": {"false_match_rate": 0.0, "false_match_n": 300}}})
     card.write(tmp_path)
     assert ModelCard.read(tmp_path) == card
-    assert json.loads((tmp_path / "model.json").read_text())["verification"]["match_at"] is None
     doc = json.loads((tmp_path / "model.json").read_text())
+    assert doc["verification"]["per_count"]["1"] == {"match_at": None, "mismatch_at": 0.05}
+    for bad, why in (({"9": {"match_at": 0.5, "mismatch_at": 0.1}}, "outside classes"),
+                     ({"2": {"match_at": 0.1, "mismatch_at": 0.5}}, "mismatch_at < match_at"),
+                     (["2"], "schema")):
+        (tmp_path / "model.json").write_text(json.dumps({**doc, "verification": {**doc["verification"],
+                                                                                 "per_count": bad}}))
+        with pytest.raises(ModelCardError, match=why):
+            ModelCard.read(tmp_path)
     doc["schema_version"] = 99
     (tmp_path / "model.json").write_text(json.dumps(doc))
     with pytest.raises(ModelCardError, match="schema_version"):
@@ -64,7 +73,9 @@ def test_a_version_1_card_still_serves_with_its_thresholds(tmp_path):
            "verification": {"match_at": 0.6, "mismatch_at": 0.2}}
     (tmp_path / "model.json").write_text(json.dumps(doc))
     card = ModelCard.read(tmp_path)
-    assert card.verification == Thresholds(0.6, 0.2) and card.operating_point == {} and card.calibration == {}
+    assert card.verification == VerdictRule(Thresholds(0.6, 0.2)) and card.operating_point == {} and card.calibration == {}
+    # one pair for every expected count
+    assert {card.verification.verdict(0.7, q) for q in card.classes} == {"match"}
 
 
 @pytest.mark.parametrize("p, verdict", [(0.9, "match"), (0.5, "match"), (0.3, "review"),

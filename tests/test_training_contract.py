@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import onnx
 import pytest
 
 from bincounter.modelcard import ModelCard
 from bincounter.training.metriclog import METRIC_DEFINITIONS
-from bincounter.verification import upper_bound
+from bincounter.guarantees import miss_lines
+from bincounter.synth import generate
 from toolkit_helpers import make_opt_ml, run_toolkit_train
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, synthetic_bins):
-    base = make_opt_ml(tmp_path_factory.mktemp("opt_ml"), {"training": synthetic_bins})
+def calibration_bins(tmp_path_factory, synthetic_bins):
+    """A calibration channel: 60 bins of its own (ids 00201-00260) and 10 of the training
+    channel's (00001-00010), which must then not train."""
+    out = generate(tmp_path_factory.mktemp("calibration") / "bins", n=260, seed=3, size=64)
+    for i in range(1, 201):
+        for sub, ext in (("images", "jpg"), ("metadata", "json")):
+            (out / sub / f"{i:05d}.{ext}").unlink()
+    for i in range(1, 11):
+        for sub, ext in (("images", "jpg"), ("metadata", "json")):
+            shutil.copy(synthetic_bins / sub / f"{i:05d}.{ext}", out / sub)
+    return out
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, synthetic_bins, calibration_bins):
+    """The run with a calibration channel (the session's ``trained_model`` has none)."""
+    base = make_opt_ml(tmp_path_factory.mktemp("opt_ml"), {"training": synthetic_bins,
+                                                           "calibration": calibration_bins})
     proc = run_toolkit_train(base)
     return base, proc
 
@@ -47,23 +65,36 @@ def test_model_dir_holds_the_three_files_that_describe_each_other(finished_run):
     assert card.onnx_file == "model.onnx" and card.quantization == {}
 
 
-def test_model_json_carries_the_temperature_and_thresholds_that_meet_the_targets_on_validation(finished_run):
-    base, _ = finished_run
+def test_model_json_carries_per_count_thresholds_fitted_on_the_calibration_channel(finished_run):
+    base, proc = finished_run
     card = ModelCard.read(base / "model")
-    assert card.calibration["temperature"] > 0
+    assert card.calibration["temperature"] > 0 and card.calibration["split"] == "calibration"
+    assert card.calibration["n"] == 70
     assert card.calibration["test_ece_before"] >= 0 and card.calibration["test_ece_after"] >= 0
     op = card.operating_point
     assert op["targets"] == {"max_false_match": 0.2, "max_false_mismatch": 0.2}  # the fixture's
-    assert card.verification.match_at is not None and card.verification.mismatch_at is not None
-    val, test = op["measured"]["validation"], op["measured"]["test"]
-    # met at the one-sided 95 % bound, so the point rates are well inside the targets
-    for rate, n, target in (("false_match_rate", "false_match_n", 0.2),
-                            ("false_mismatch_rate", "false_mismatch_n", 0.2)):
-        assert upper_bound(round(val[rate] * val[n]), val[n]) <= target
-        assert 0 <= test[rate] <= 1 and test[n] > 0
-    assert 0 < test["auto_share"] <= 1 and set(test["per_expected"]) == {"1", "2", "3", "4", "5"}
+    assert op["guarantee"] == "conformal" and op["fitted_on"] == "calibration"
+    assert sorted(card.verification.by_count) == card.classes
+    fitted, test = op["measured"]["calibration"], op["measured"]["test"]
+    assert fitted["false_mismatch_n"] == 70
+    # conformal: on its own calibration asks each count's side errs on fewer than target x n of them
+    for count, rates in fitted["per_expected"].items():
+        for rate, n in (("false_match_rate", "false_match_n"), ("false_mismatch_rate", "false_mismatch_n")):
+            if rates[n]:
+                assert rates[rate] * rates[n] < 0.2 * (rates[n] + 1), (count, rates)
+    unmet = {(u["count"], u["verdict"]) for u in op["unmet"]}
+    for count, pair in card.verification.by_count.items():  # a side that cannot fire says what it needs
+        assert (pair.match_at is None) == ((str(count), "match") in unmet)
+        assert (pair.mismatch_at is None) == ((str(count), "mismatch") in unmet)
+    assert 0 <= test["auto_share"] <= 1 and set(test["per_expected"]) == {"1", "2", "3", "4", "5"}
+    # the 10 photos also in the training channel did not train: 190 left for train/validation/test
+    sizes = card.training["split_sizes"]
+    assert sizes["calibration"] == 70 and sizes["train"] + sizes["validation"] + sizes["test"] == 190
+    assert "10 of its 70 photos are also in the training channel" in proc.stdout + proc.stderr
     report = (base / "output" / "data" / "evaluation.md").read_text()
-    assert "## Verdicts" in report and "## Calibration" in report
+    assert "## Verdicts" in report and "## Calibration" in report and "| expected count | match at p ≥" in report
+    flags = miss_lines(card.served_test_point(), op["targets"])  # the report flags exactly these
+    assert all(line in report for line in flags) and bool(flags) == ("Above target" in report)
     for png in ("reliability_diagram.png", "coverage_risk.png"):
         assert (base / "output" / "data" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -87,8 +118,11 @@ def test_evaluation_report_has_abid_table_and_figures(finished_run):
     assert "| all |" in (out / "evaluation.md").read_text()
     for png in ("confusion_matrix.png", "training_curves.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    split = json.loads((out / "split.json").read_text())
-    assert sum(len(v) for v in split["splits"].values()) == 200
+    split = {k: {s["id"] for s in v} for k, v in json.loads((out / "split.json").read_text())["splits"].items()}
+    # 190 training-channel photos split three ways, and the calibration channel's 70 on their own
+    assert sum(len(v) for k, v in split.items() if k != "calibration") == 190 and len(split["calibration"]) == 70
+    shared = {f"{i:05d}" for i in range(1, 11)}
+    assert shared <= split["calibration"] and not shared & (split["train"] | split["validation"] | split["test"])
 
 
 def test_broken_channel_fails_with_a_readable_reason(tmp_path):

@@ -1,11 +1,13 @@
-"""The verdict definitions and the threshold choice, as pure functions on hand-made tables."""
+"""The verdict definitions and the pooled threshold choice, as pure functions on hand-made
+tables (the per-count guarantees: test_guarantees.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bincounter.verification import Thresholds, allowed_errors, choose_thresholds, make_asks, measure, upper_bound
+from bincounter.guarantees import allowed_errors, choose_pair, upper_bound
+from bincounter.verification import Thresholds, VerdictRule, make_asks, measure
 
 COUNTS = [1, 2, 3, 4, 5]
 
@@ -23,6 +25,11 @@ def test_upper_bound_is_the_exact_clopper_pearson_bound():
     assert upper_bound(0, 299) < 0.01 < upper_bound(0, 298)                       # "rule of three"
     assert upper_bound(5, 100) == pytest.approx(0.1023, abs=2e-4)                 # scipy.stats.beta.ppf(.95, 6, 95)
     assert allowed_errors(298, 0.01) == -1 and allowed_errors(299, 0.01) == 0
+
+
+def choose_thresholds(asks, max_false_match: float, max_false_mismatch: float):
+    """The pooled rule (one pair for every count at the 95 % bound)."""
+    return choose_pair(asks, max_false_match, max_false_mismatch, "pooled")
 
 
 def _table(n_per_class: int = 400, sharp: float = 3.0, seed: int = 0):
@@ -70,6 +77,7 @@ def test_a_target_nothing_can_meet_leaves_that_verdict_unused_and_says_why():
     choice = choose_thresholds(asks, 0.001, 0.05)
     assert choice.thresholds.match_at is None and choice.thresholds.mismatch_at is not None
     assert len(choice.notes) == 1 and "max-false-match 0.001 cannot be met" in choice.notes[0]
+    assert choice.unmet == (("all", "match", len(asks.p[asks.off == 1]), 2995),)  # (1 - .001)^2995 <= .05
     rates = measure(asks, choice.thresholds)
     assert rates["false_match_rate"] == 0.0 and rates["auto_share_wrong"] > 0  # only mismatches answered
 
@@ -99,3 +107,16 @@ def test_verdict_of_an_unset_threshold_is_never_given():
     assert Thresholds(None, 0.2).verdict(0.1) == "mismatch"
     with pytest.raises(ValueError):
         Thresholds(0.3, 0.3)
+
+
+def test_a_rule_judges_each_ask_by_its_expected_counts_pair_and_others_by_the_pooled_one():
+    rule = VerdictRule(Thresholds(None, None), ((1, Thresholds(0.9, 0.2)), (2, Thresholds(0.4, 0.1))))
+    p, expected = np.array([0.5, 0.5, 0.15, 0.15, 0.99]), np.array([1, 2, 1, 2, 3])
+    assert rule.verdicts(p, expected).tolist() == ["review", "match", "mismatch", "review", "review"]
+    assert [rule.verdict(float(a), int(b)) for a, b in zip(p, expected)] == rule.verdicts(p, expected).tolist()
+    assert VerdictRule.from_dict(rule.to_dict()) == rule
+    assert rule.to_dict()["per_count"]["2"] == {"match_at": 0.4, "mismatch_at": 0.1}
+    # an operator's override sets one side for every count and keeps the other sides
+    assert rule.replace_sides(match_at=0.95).by_count == {1: Thresholds(0.95, 0.2), 2: Thresholds(0.95, 0.1)}
+    with pytest.raises(ValueError):
+        rule.replace_sides(mismatch_at=0.5)  # 0.5 >= count 2's match_at 0.4

@@ -6,10 +6,11 @@ takes ``input`` (float32, N x 3 x S x S, preprocessed by
 (N x classes, the temperature already inside the graph), so a server needs no
 knowledge of the training head (softmax or ordinal).
 
-``verification`` holds the verdict thresholds (``bincounter.verification``)
+``verification`` holds the verdict thresholds (``bincounter.verification``'s
+``VerdictRule``: a pair per expected count since schema 3, one pair before)
 and, for a model trained to targets, the operating point they were chosen
-for: the targets, the method, notes, and the rates measured on the
-validation and test splits, each with its n. ``calibration`` records the
+for: the targets, the guarantee, the method, notes, and the rates measured on
+the calibration and test splits, each with its n. ``calibration`` records the
 temperature and what it did.
 """
 
@@ -21,11 +22,12 @@ from pathlib import Path
 
 from bincounter.labels import CountRange
 from bincounter.preprocess import PreprocessSpec
-from bincounter.verification import Thresholds
+from bincounter.verification import VerdictRule
 
-SCHEMA_VERSION = 2
-# version 1 (before calibration and operating points) still serves, with its thresholds
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+# version 1 (before calibration and operating points) and 2 (one pair of thresholds for every
+# expected count) still serve, with their thresholds; a server before 3 refuses a per-count card
+READABLE_VERSIONS = (1, 2, 3)
 MODEL_JSON = "model.json"
 MODEL_ONNX = "model.onnx"
 # the static int8 twin training writes beside model.onnx (bincounter.training.quantize)
@@ -44,8 +46,8 @@ class ModelCard:
     classes: list[int]
     preprocess: PreprocessSpec
     arch: str
-    verification: Thresholds = field(default_factory=Thresholds)
-    # targets, method, notes, measured rates; empty for thresholds nobody measured
+    verification: VerdictRule = field(default_factory=VerdictRule)
+    # targets, guarantee, method, notes, measured rates; empty for thresholds nobody measured
     operating_point: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
     onnx_file: str = MODEL_ONNX
@@ -74,8 +76,7 @@ class ModelCard:
             "arch": self.arch,
             "preprocess": self.preprocess.to_dict(),
             "onnx": {"file": self.onnx_file, "input": ONNX_INPUT, "output": ONNX_OUTPUT},
-            "verification": {"match_at": self.verification.match_at,
-                             "mismatch_at": self.verification.mismatch_at, **self.operating_point},
+            "verification": {**self.verification.to_dict(), **self.operating_point},
             "calibration": self.calibration,
             "metrics": self.metrics,
             "versions": self.versions,
@@ -97,15 +98,19 @@ class ModelCard:
             if classes != list(range(classes[0], classes[0] + len(classes))):
                 raise ModelCardError(f"classes must be consecutive counts: {classes}")
             verification = dict(d.get("verification", {}))
-            thresholds = Thresholds(**{k: verification.pop(k) for k in ("match_at", "mismatch_at")
-                                       if k in verification})
+            thresholds = VerdictRule.from_dict(verification)
+            for key in ("match_at", "mismatch_at", "per_count"):
+                verification.pop(key, None)
+            unknown = sorted(set(thresholds.by_count) - set(classes))
+            if unknown:
+                raise ModelCardError(f"verification.per_count names counts {unknown} outside classes {classes}")
             return cls(classes=classes, preprocess=PreprocessSpec.from_dict(d["preprocess"]),
                        arch=str(d["arch"]), verification=thresholds, operating_point=verification,
                        calibration=d.get("calibration", {}),
                        onnx_file=d.get("onnx", {}).get("file", MODEL_ONNX),
                        metrics=d.get("metrics", {}), versions=d.get("versions", {}),
                        training=d.get("training", {}), quantization=d.get("quantization", {}))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             if isinstance(exc, ModelCardError):
                 raise
             raise ModelCardError(f"model.json does not follow the schema: {exc!r}") from exc

@@ -15,26 +15,20 @@ None means that verdict is never given. The error rates:
 - **auto share**: the share of asks answered without ``review``, correct and
   wrong asks weighted equally (each half), overall and per expected count.
 
-Training chooses the thresholds on the validation split to maximise the auto
-share while both rates meet their targets at a one-sided upper confidence
-bound (``choose_thresholds``), then measures every rate on the test split
-(``measure``). numpy only: the server, the benchmarks and the docs use it too.
+A ``VerdictRule`` holds a pair of thresholds per expected count (cards before
+per-count thresholds have one pair for every count). Training chooses them on
+the calibration split for the user's targets (``bincounter.guarantees``), then
+measures every rate on the test split (``measure``). numpy only: the server,
+the benchmarks and the docs use it too.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 VERDICTS = ("match", "review", "mismatch")
-# the guard against small samples: targets are met at this one-sided confidence
-CONFIDENCE = 0.95
-# thresholds are stored at this resolution, rounded away from the errors they guard
-RESOLUTION = 1e-4
-METHOD = ("thresholds chosen on the validation split to maximise the auto share while the "
-          "one-sided 95 % Clopper-Pearson upper bound of each error rate meets its target")
 
 
 @dataclass(frozen=True)
@@ -69,6 +63,68 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class VerdictRule:
+    """The thresholds of every verdict: a pair per expected count (``per_count``), and the
+    ``pooled`` pair for any count without its own (cards before per-count thresholds hold
+    only that one pair, which every count then uses)."""
+    pooled: Thresholds = Thresholds()
+    per_count: tuple[tuple[int, Thresholds], ...] = ()
+
+    @property
+    def by_count(self) -> dict[int, Thresholds]:
+        return dict(self.per_count)
+
+    def for_count(self, expected: int) -> Thresholds:
+        return self.by_count.get(int(expected), self.pooled)
+
+    def verdict(self, p: float, expected: int) -> str:
+        return self.for_count(expected).verdict(p)
+
+    def verdicts(self, p: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        """``verdict`` over arrays of probabilities and expected counts."""
+        out = self.pooled.verdicts(p)
+        for count, pair in self.per_count:
+            mine = expected == count
+            out[mine] = pair.verdicts(p[mine])
+        return out
+
+    def replace_sides(self, match_at: float | None = None, mismatch_at: float | None = None) -> "VerdictRule":
+        """Every pair with the sides given set to these values (an operator's override)."""
+        sides = {k: v for k, v in (("match_at", match_at), ("mismatch_at", mismatch_at)) if v is not None}
+        return VerdictRule(replace(self.pooled, **sides),
+                           tuple((c, replace(t, **sides)) for c, t in self.per_count))
+
+    def to_dict(self) -> dict:
+        """model.json's threshold keys: ``match_at`` / ``mismatch_at`` (the pooled pair) and,
+        for per-count rules, ``per_count`` {"3": {"match_at": .., "mismatch_at": ..}}."""
+        out = {"match_at": self.pooled.match_at, "mismatch_at": self.pooled.mismatch_at}
+        if self.per_count:
+            out["per_count"] = {str(c): {"match_at": t.match_at, "mismatch_at": t.mismatch_at}
+                                for c, t in self.per_count}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VerdictRule":
+        """The inverse of ``to_dict``; a missing pooled pair is the defaults of the first cards."""
+        pooled = Thresholds(**{k: d[k] for k in ("match_at", "mismatch_at") if k in d})
+        per_count = tuple(sorted((int(c), Thresholds(t["match_at"], t["mismatch_at"]))
+                                 for c, t in (d.get("per_count") or {}).items()))
+        return cls(pooled, per_count)
+
+    def describe(self) -> str:
+        """One line for logs and reports: the thresholds of each count."""
+        def pair(t: Thresholds) -> str:
+            return f"match >= {_at(t.match_at)}, mismatch <= {_at(t.mismatch_at)}"
+        if not self.per_count:
+            return pair(self.pooled)
+        return "; ".join(f"{c}: {pair(t)}" for c, t in self.per_count)
+
+
+def _at(value: float | None) -> str:
+    return "never" if value is None else f"{value:g}"
+
+
+@dataclass(frozen=True)
 class Asks:
     """Every ask made of a labelled set: the match probability p, the expected count, and
     how far the expectation is off the label (0: a correct ask; 1 or 2: a wrong one)."""
@@ -95,89 +151,15 @@ def make_asks(probabilities: np.ndarray, labels: np.ndarray, counts: list[int]) 
     return Asks(np.concatenate(ps), np.concatenate(expected), np.concatenate(off))
 
 
-def upper_bound(errors: int, n: int, confidence: float = CONFIDENCE) -> float:
-    """One-sided Clopper-Pearson upper bound of a rate seen as ``errors`` out of ``n``:
-    the largest true rate that would show this few errors with probability 1 - confidence."""
-    if n == 0:
-        return 1.0
-    if errors >= n:
-        return 1.0
-    alpha, lo, hi = 1 - confidence, errors / n, 1.0
-    for _ in range(60):  # bisection on the binomial CDF, which falls as the rate rises
-        mid = (lo + hi) / 2
-        if _binom_cdf(errors, n, mid) > alpha:
-            lo = mid
-        else:
-            hi = mid
-    return hi
-
-
-def _binom_cdf(k: int, n: int, p: float) -> float:
-    if p <= 0:
-        return 1.0
-    if p >= 1:
-        return 0.0
-    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-            + i * math.log(p) + (n - i) * math.log1p(-p) for i in range(k + 1)]
-    top = max(logs)
-    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
-
-
-def allowed_errors(n: int, target: float, confidence: float = CONFIDENCE) -> int:
-    """The most errors out of ``n`` whose upper bound still meets ``target``; -1 when even
-    none would not (too few asks to vouch for the target)."""
-    k = -1
-    while k + 1 <= n and upper_bound(k + 1, n, confidence) <= target:
-        k += 1
-    return k
-
-
-@dataclass(frozen=True)
-class Choice:
-    thresholds: Thresholds
-    notes: tuple[str, ...] = ()
-
-
-def choose_thresholds(asks: Asks, max_false_match: float, max_false_mismatch: float,
-                      confidence: float = CONFIDENCE) -> Choice:
-    """The thresholds with the largest auto share whose error rates on ``asks`` meet both
-    targets at ``confidence``. A side whose target cannot be met never fires (None)."""
-    wrong = np.sort(asks.p[asks.off == 1])[::-1]    # the highest p are the false matches
-    correct = np.sort(asks.p[asks.off == 0])         # the lowest p are the false mismatches
-    notes = []
-    k = allowed_errors(len(wrong), max_false_match, confidence)
-    if k < 0:
-        match_at = None
-        notes.append(f"max-false-match {max_false_match:g} cannot be met: {len(wrong)} wrong asks are too "
-                     f"few to vouch for it at {confidence:.0%} confidence; `match` is never answered")
-    elif k >= len(wrong):
-        match_at = 0.0
-    else:  # just above the (k+1)-th highest wrong ask: at most k wrong asks reach it
-        match_at = min(1.0, math.floor(wrong[k] / RESOLUTION + 1) * RESOLUTION)
-    j = allowed_errors(len(correct), max_false_mismatch, confidence)
-    if j < 0:
-        mismatch_at = None
-        notes.append(f"max-false-mismatch {max_false_mismatch:g} cannot be met: {len(correct)} correct asks "
-                     f"are too few to vouch for it at {confidence:.0%} confidence; `mismatch` is never answered")
-    elif j >= len(correct):
-        mismatch_at = 1.0
-    else:  # just below the (j+1)-th lowest correct ask
-        mismatch_at = math.ceil(correct[j] / RESOLUTION - 1) * RESOLUTION
-        mismatch_at = None if mismatch_at < 0 else mismatch_at
-    if match_at is not None and mismatch_at is not None and mismatch_at >= match_at:
-        # both sides are safe over the whole overlap: one cut in its middle answers every ask
-        cut = round((match_at + mismatch_at) / 2 / RESOLUTION) * RESOLUTION
-        match_at, mismatch_at = max(cut, RESOLUTION), max(cut, RESOLUTION) - RESOLUTION
-    return Choice(Thresholds(match_at, mismatch_at), tuple(notes))
-
-
 def _share(mask: np.ndarray) -> float | None:
     return float(mask.mean()) if mask.size else None
 
 
-def measure(asks: Asks, thresholds: Thresholds) -> dict:
-    """Every rate of the definitions above, each with its n."""
-    verdicts = thresholds.verdicts(asks.p)
+def measure(asks: Asks, rule: VerdictRule | Thresholds) -> dict:
+    """Every rate of the definitions above, each with its n, every ask judged by the
+    thresholds of its expected count."""
+    rule = rule if isinstance(rule, VerdictRule) else VerdictRule(rule)
+    verdicts = rule.verdicts(asks.p, asks.expected)
     correct, wrong, two_off = asks.off == 0, asks.off == 1, asks.off == 2
 
     def auto(mask_correct: np.ndarray, mask_wrong: np.ndarray) -> float | None:

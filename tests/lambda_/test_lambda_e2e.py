@@ -21,7 +21,8 @@ def _check_prediction(body: dict, expected_quantity: int, card: ModelCard) -> No
     verification = body["verification"]
     assert verification["expected_quantity"] == expected_quantity
     assert verification["match_probability"] == body["probabilities"][str(expected_quantity)]
-    assert verification["verdict"] == card.verification.verdict(verification["match_probability"])
+    assert verification["verdict"] == card.verification.verdict(verification["match_probability"],
+                                                                expected_quantity)
 
 
 @pytest.mark.parametrize("name", ["apigw-rest-v1", "apigw-http-v2", "function-url", "direct-image"])

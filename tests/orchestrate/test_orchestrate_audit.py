@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from aws_helpers import ROLE_ARN
 
+from bincounter.guarantees import miss_lines
 from bincounter.modelcard import ModelCard
 from devtools.local_serve import start_serve, stop
 from orchestrate import cli, local_transform, manifest
@@ -172,7 +173,7 @@ def test_outputs_a_local_run_wrote_into_s3_are_joined_into_the_report(aws, bins,
         if expected in card.classes:
             p = answer["probabilities"][str(expected)]
             assert float(row["match_probability"]) == pytest.approx(p, abs=1e-6)
-            assert row["verdict"] == card.verification.verdict(p)
+            assert row["verdict"] == card.verification.verdict(p, expected)  # its own count's pair
         else:  # the shared sample's empty and 6+ bins: the model cannot verify them
             assert row["verdict"] == "not-verifiable" and str(expected) in row["error"]
     assert summary["verdicts"]["not-verifiable"] == sum(1 for q in labels.values() if q not in card.classes)
@@ -182,12 +183,13 @@ def test_outputs_a_local_run_wrote_into_s3_are_joined_into_the_report(aws, bins,
     for heading in ("## Verdicts", "## Operating point (model.json)", "## Recount first", "## Per expected quantity",
                     "## Failed photos (1)", "## No expected quantity (1)", "## Cost"):
         assert heading in report
+    assert card.verification.describe() in report  # each count's thresholds
     verification = json.loads((trained_model / "model.json").read_text())["verification"]
-    match_at = verification["match_at"]
-    assert f"match_at = {'never fires' if match_at is None else format(match_at, 'g')}" in report
     if "measured" in verification:  # the rates training measured travel into the report, unchanged
         test = verification["measured"]["test"]
         assert f"of {test['false_match_n']} wrong asks" in report and "answered without review" in report
+        for line in miss_lines(test, verification["targets"]):  # and every count above its target
+            assert line in report
 
 
 def test_report_and_teardown_know_the_audits_job_and_model(aws, bins, tmp_path, capsys):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import tarfile
+
 import pytest
 
+from bincounter.preprocess import PreprocessSpec
 from orchestrate import cli, costs, report, training
+from orchestrate.manifest import split_s3
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bincounter-training:1.0"
 
@@ -98,3 +103,38 @@ def test_a_request_botocore_rejects_is_an_error_naming_the_parameter_and_is_not_
     err = capsys.readouterr().err
     assert "Parameter validation failed" in err and "InitialInstanceCount" in err
     assert "CreateEndpointConfig" not in [op for _, op, _ in aws.api_calls]
+
+
+@pytest.mark.slow
+def test_report_of_a_training_job_flags_every_expected_count_above_its_target(aws, make_cfg, tmp_path, capsys):
+    cfg = make_cfg()
+    name = training.train(aws, cfg, training.plan(cfg, IMAGE))
+    desc = aws.client("sagemaker").describe_training_job(TrainingJobName=name)
+    per = {str(c): {"false_match_rate": 0.0, "false_match_n": 700, "false_mismatch_rate": 0.01,
+                    "false_mismatch_n": 400, "auto_share": 0.1} for c in range(1, 6)}
+    per["1"].update(false_mismatch_rate=57 / 392, false_mismatch_n=392)  # the count 1
+    card = {"schema_version": 3, "classes": [1, 2, 3, 4, 5], "arch": "resnet18",
+            "preprocess": PreprocessSpec(112).to_dict(), "onnx": {"file": "model.onnx"},
+            "verification": {"match_at": None, "mismatch_at": None,
+                             "per_count": {str(c): {"match_at": 0.9, "mismatch_at": 0.05} for c in range(1, 6)},
+                             "targets": {"max_false_match": 0.01, "max_false_mismatch": 0.05},
+                             "promise": "per expected count, in expectation",
+                             "measured": {"test": {"per_expected": per}}}}
+    (tmp_path / "evaluation.json").write_text(json.dumps({"model": card}))
+    with tarfile.open(tmp_path / "output.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "evaluation.json", arcname="evaluation.json")
+    bucket, key = split_s3(report.output_uri(desc))
+    aws.client("s3").create_bucket(Bucket=bucket)
+    aws.client("s3").upload_file(str(tmp_path / "output.tar.gz"), bucket, key)
+    config = tmp_path / "o.toml"
+    config.write_text('[aws]\nstack = "t1"\n')
+    assert cli.main(["--config", str(config), "report", "--training-job", name], session=aws) == 0
+    out = capsys.readouterr().out
+    assert "verdicts (per expected count, in expectation): 1: match >= 0.9, mismatch <= 0.05;" in out
+    assert "ABOVE TARGET on the test split: expected count 1: false mismatch 14.5 % (57 of 392;" in out
+    assert out.count("ABOVE TARGET") == 1
+    # a job whose output cannot be read still reports, and says why
+    aws.client("s3").delete_object(Bucket=bucket, Key=key)
+    assert cli.main(["--config", str(config), "report", "--training-job", name], session=aws) == 0
+    out = capsys.readouterr().out
+    assert f"verdicts: cannot read s3://{bucket}/{key}: An error occurred (NoSuchKey)" in out

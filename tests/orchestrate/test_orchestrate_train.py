@@ -158,3 +158,14 @@ def test_train_reads_one_training_channel_from_a_manifest_over_the_public_bucket
     assert cli.main([*settings, "--set", "aws.region=eu-west-1", "train", "--manifest", uri], session=aws) == 1
     assert "eu-west-1" in capsys.readouterr().err
     assert len(aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]) == 1
+
+
+def test_a_calibration_prefix_becomes_its_own_channel_beside_a_manifest(aws, make_cfg):
+    cfg = make_cfg()
+    plan = training.plan(cfg, IMAGE, manifest_uri="s3://models/exp1/train.manifest",
+                         calibration_uri="s3://models/exp1/recounted/")
+    job = aws.client("sagemaker").describe_training_job(TrainingJobName=training.train(aws, cfg, plan))
+    sources = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in job["InputDataConfig"]}
+    assert {name: (s["S3Uri"], s["S3DataType"]) for name, s in sources.items()} == {
+        "training": ("s3://models/exp1/train.manifest", "ManifestFile"),
+        "calibration": ("s3://models/exp1/recounted/", "S3Prefix")}

@@ -120,7 +120,7 @@ def test_verification_from_the_custom_attributes_header(client, bin_jpegs, train
         v = pred["verification"]
         assert v["expected_quantity"] == expected
         assert v["match_probability"] == pred["probabilities"][str(expected)]
-        assert v["verdict"] == thresholds.verdict(v["match_probability"])
+        assert v["verdict"] == thresholds.verdict(v["match_probability"], expected)
 
 
 def test_expected_quantity_in_json_wins_over_the_header_per_instance(client, bin_jpegs):
@@ -161,9 +161,29 @@ def test_verdicts_follow_thresholds_from_the_environment(trained_model, bin_jpeg
         assert got["verdict"] == verdict, (p, match_at, mismatch_at)
 
 
-def test_verdicts_follow_thresholds_written_in_model_json(trained_model, bin_jpegs, tmp_path):
+def test_each_expected_count_is_answered_with_its_own_thresholds(trained_model, bin_jpegs, tmp_path):
+    model_dir = shutil.copytree(trained_model, tmp_path / "model")
+    image = bin_jpegs[3]
+    probe = loaded_app(ServeSettings(model_dir=model_dir)).test_client()
+    p = call(probe, "/invocations", image, {"Content-Type": "image/jpeg"}).json()["probabilities"]
+    # thresholds around each count's own p: odd counts are made matches, even ones mismatches
+    per_count = {c: ({"match_at": max(0.0, p[c] - 1e-6), "mismatch_at": None} if int(c) % 2 else
+                     {"match_at": None, "mismatch_at": min(1.0, p[c] + 1e-6)}) for c in p}
+    doc = json.loads((model_dir / "model.json").read_text())
+    doc["verification"].update(match_at=None, mismatch_at=None, per_count=per_count)
+    (model_dir / "model.json").write_text(json.dumps(doc))
+    client = loaded_app(ServeSettings(model_dir=model_dir)).test_client()
+    for expected in (1, 2, 3, 4, 5):
+        v = call(client, "/invocations", image, {
+            "Content-Type": "image/jpeg",
+            "X-Amzn-SageMaker-Custom-Attributes": f"expected_quantity={expected}"}).json()["verification"]
+        assert v["verdict"] == ("match" if expected % 2 else "mismatch"), (expected, p)
+
+
+def test_a_one_pair_card_from_before_serves_every_count_with_its_pair(trained_model, bin_jpegs, tmp_path):
     model_dir = shutil.copytree(trained_model, tmp_path / "model")
     doc = json.loads((model_dir / "model.json").read_text())
+    doc["schema_version"] = 2  # before per-count thresholds: one pair for every count
     doc["verification"] = {"match_at": 0.999999, "mismatch_at": 0.0}  # nothing is certain enough
     (model_dir / "model.json").write_text(json.dumps(doc))
     client = loaded_app(ServeSettings(model_dir=model_dir)).test_client()

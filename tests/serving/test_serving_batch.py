@@ -95,7 +95,7 @@ def test_a_batch_of_ten_with_a_truncated_jpeg_answers_nine_predictions_and_one_e
             v = answer["verification"]
             assert v["expected_quantity"] == record["expected_quantity"]
             assert v["match_probability"] == answer["probabilities"][str(record["expected_quantity"])]
-            assert v["verdict"] == thresholds.verdict(v["match_probability"])
+            assert v["verdict"] == thresholds.verdict(v["match_probability"], record["expected_quantity"])
     # real time is unchanged: the same body is one 400 naming the bad line
     realtime = http(live_server[1], "/invocations", body, JSONLINES)
     assert realtime.status == 400 and "line 7" in realtime.json()["error"]

@@ -23,7 +23,7 @@ from bincounter.serving.errors import (
     status_for,
 )
 from bincounter.serving.settings import ServeSettings, SettingsError
-from bincounter.verification import Thresholds
+from bincounter.verification import Thresholds, VerdictRule
 
 
 def test_importing_the_server_does_not_import_torch():
@@ -91,10 +91,14 @@ def test_a_bad_setting_fails_naming_the_variable(env, named):
 
 
 def test_env_thresholds_override_model_json_and_are_checked_together():
-    card = Thresholds(match_at=0.5, mismatch_at=0.1)
-    assert ServeSettings(match_at=0.9).thresholds(card) == Thresholds(0.9, 0.1)
+    card = VerdictRule(Thresholds(match_at=0.5, mismatch_at=0.1))
+    assert ServeSettings(match_at=0.9).thresholds(card) == VerdictRule(Thresholds(0.9, 0.1))
     with pytest.raises(SettingsError, match="mismatch_at"):
         ServeSettings(mismatch_at=0.7).thresholds(card)
+    # a per-count card: the override sets that side for every count
+    per_count = VerdictRule(Thresholds(None, None), ((1, Thresholds(0.6, 0.2)), (2, Thresholds(None, 0.05))))
+    assert ServeSettings(match_at=0.9).thresholds(per_count).by_count == {1: Thresholds(0.9, 0.2),
+                                                                         2: Thresholds(0.9, 0.05)}
 
 
 @pytest.mark.parametrize("header, quantity", [

@@ -106,13 +106,13 @@ def test_verdicts_follow_the_cards_thresholds_unless_the_environment_overrides_t
     card = ModelCard.read(trained_model)
     asks = [(jpeg, expected) for jpeg in bin_jpegs.values() for expected in (1, 5)]
 
-    def verdicts(url: str) -> list[tuple[float, str]]:
+    def verdicts(url: str) -> list[tuple[float, int, str]]:
         out = []
         for jpeg, expected in asks:
             reply = http(url, "/invocations", jpeg, {"Content-Type": "image/jpeg",
                                                      "X-Amzn-SageMaker-Custom-Attributes": f"expected_quantity={expected}"})
             v = reply.json()["verification"]
-            out.append((v["match_probability"], v["verdict"]))
+            out.append((v["match_probability"], expected, v["verdict"]))
         return out
 
     proc, url = start_serve(trained_model, tmp_path / "card.log")
@@ -120,8 +120,8 @@ def test_verdicts_follow_the_cards_thresholds_unless_the_environment_overrides_t
         from_card = verdicts(url)
     finally:
         stop(proc)
-    assert all(verdict == card.verification.verdict(p) for p, verdict in from_card)
-    assert {v for _, v in from_card} != {"review"}  # so the override below changes something
+    assert all(verdict == card.verification.verdict(p, expected) for p, expected, verdict in from_card)
+    assert {v for _, _, v in from_card} != {"review"}  # so the override below changes something
     log = tmp_path / "override.log"
     proc, url = start_serve(trained_model, log, MODEL_SERVER_WORKERS="2",
                             BINCOUNTER_VERIFY_MATCH_AT="1", BINCOUNTER_VERIFY_MISMATCH_AT="0")
@@ -129,7 +129,7 @@ def test_verdicts_follow_the_cards_thresholds_unless_the_environment_overrides_t
         overridden = verdicts(url)
     finally:
         stop(proc)
-    assert [v for _, v in overridden] == ["review"] * len(asks)  # every p is strictly inside 0..1
+    assert [v for _, _, v in overridden] == ["review"] * len(asks)  # every p is strictly inside 0..1
     assert log.read_text().count("BINCOUNTER_VERIFY_* replaces model.json's thresholds") == 1
 
 

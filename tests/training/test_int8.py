@@ -18,7 +18,7 @@ from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, ModelCard
 from bincounter.preprocess import PreprocessSpec, preprocess_bytes
 from bincounter.training.int8_checks import Criteria, decide, read_inputs
 from bincounter.training.quantize import Recipe, quantize_model, write_int8
-from bincounter.verification import Thresholds
+from bincounter.verification import VerdictRule
 
 
 def scores(accuracy: float, rmse: float, false_match: float | None, n: int = 600) -> dict:
@@ -82,7 +82,7 @@ def test_a_quantization_that_fails_keeps_fp32_and_says_why(tmp_path, tiny_bins):
     samples = [Sample(p.stem, p, 1 + i % 5) for i, p in enumerate(images)]
     section = quantize_model(tmp_path, MODEL_ONNX, {"train": samples, "validation": samples, "test": samples},
                              PreprocessSpec(image_size=32),
-                             [1, 2, 3, 4, 5], Thresholds(), CRITERIA)
+                             [1, 2, 3, 4, 5], VerdictRule(), CRITERIA)
     assert section["served"] is False and section["reasons"][0].startswith("quantization failed: ")
     assert not (tmp_path / MODEL_INT8_ONNX).exists()
 
@@ -134,8 +134,7 @@ def test_model_json_records_both_models_and_says_why_fp32_is_named(quantized_mod
     assert q["test"]["fp32"]["accuracy"] == pytest.approx(card.metrics["test"]["accuracy"])
     # judged at the operating point training chose, against the user's target: the fp32 graph
     # (calibrated, through the server's session) measures what the card's verification says
-    assert q["criteria"]["thresholds"] == {"match_at": card.verification.match_at,
-                                           "mismatch_at": card.verification.mismatch_at}
+    assert q["criteria"]["thresholds"] == card.verification.to_dict()
     assert q["criteria"]["max_false_match"] == card.operating_point["targets"]["max_false_match"]
     measured = card.operating_point["measured"]["test"]
     for key in ("false_match_rate", "false_match_n", "false_mismatch_rate", "auto_share"):
@@ -202,6 +201,6 @@ def test_the_kept_int8_graph_lands_in_a_model_folder_on_another_file_system(quan
         shutil.copy(quantized_model / MODEL_ONNX, folder)
         section = quantize_model(Path(folder), MODEL_ONNX, {"train": samples, "validation": samples,
                                                             "test": samples},
-                                 ModelCard.read(quantized_model).preprocess, [1, 2, 3, 4, 5], Thresholds(), CRITERIA)
+                                 ModelCard.read(quantized_model).preprocess, [1, 2, 3, 4, 5], VerdictRule(), CRITERIA)
         assert "test" in section, section.get("reasons")
         assert set(os.listdir(folder)) == {MODEL_ONNX, MODEL_INT8_ONNX}  # the other candidate is not left

@@ -94,10 +94,9 @@ def check_model_dir(settings: ServeSettings) -> list[str]:
     if thresholds == card.verification or not card.operating_point:
         return []
     targets = card.operating_point.get("targets", {})
-    return [f"BINCOUNTER_VERIFY_* replaces model.json's thresholds (match_at {card.verification.match_at}, "
-            f"mismatch_at {card.verification.mismatch_at}, chosen for max-false-match "
-            f"{targets.get('max_false_match')} and max-false-mismatch {targets.get('max_false_mismatch')}) "
-            f"with match_at {thresholds.match_at}, mismatch_at {thresholds.mismatch_at}: the error rates "
+    return [f"BINCOUNTER_VERIFY_* replaces model.json's thresholds ({card.verification.describe()}; chosen for "
+            f"max-false-match {targets.get('max_false_match')} and max-false-mismatch "
+            f"{targets.get('max_false_mismatch')}) with {thresholds.describe()}: the error rates "
             "model.json states no longer describe these verdicts"]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bincounter.modelcard import ModelCard, ModelCardError
-from bincounter.verification import Thresholds
+from bincounter.verification import VerdictRule
 from bincounter.preprocess import (DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError,
                                    preprocess_bytes)
 from bincounter.serving.errors import BadRequest, error_message, status_for
@@ -59,7 +59,7 @@ def error_record(exc: Exception, record_id=None, expected_quantity: int | None =
 
 
 class ModelHandler:
-    def __init__(self, card: ModelCard, session, thresholds: Thresholds,
+    def __init__(self, card: ModelCard, session, thresholds: VerdictRule,
                  max_pixels: int = DEFAULT_MAX_PIXELS):
         self.card = card
         self.session = session
@@ -71,7 +71,7 @@ class ModelHandler:
         self._run_lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: str | Path, thresholds: Thresholds | None = None,
+    def load(cls, model_dir: str | Path, thresholds: VerdictRule | None = None,
              intra_op_threads: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS) -> "ModelHandler":
         """Read model.json, open the ONNX file it names, check its signature and run one warm-up batch."""
         model_dir = Path(model_dir)
@@ -87,7 +87,7 @@ class ModelHandler:
             raise ModelCardError(f"{onnx_path} returns shape {probs.shape[1:]} per image but "
                                  f"model.json lists {len(handler.classes)} classes")
         log.info("loaded %s (%s, %d px, classes %s, thresholds %s)", onnx_path, card.arch, size,
-                 handler.classes, handler.thresholds)
+                 handler.classes, handler.thresholds.describe())
         return handler
 
     def check(self, instances: list[Instance]) -> None:
@@ -133,7 +133,7 @@ class ModelHandler:
                 match = float(p[self.classes.index(inst.expected_quantity)])
                 pred["verification"] = {"expected_quantity": inst.expected_quantity,
                                         "match_probability": match,
-                                        "verdict": self.thresholds.verdict(match)}
+                                        "verdict": self.thresholds.verdict(match, inst.expected_quantity)}
             out.append(pred)
         return out
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from bincounter.serving.contract import MAX_BATCH_PAYLOAD_MB, MAX_BODY_BYTES, MB
 
 if TYPE_CHECKING:  # the real import pulls numpy + Pillow; `serve` starts without them
-    from bincounter.verification import Thresholds
+    from bincounter.verification import VerdictRule
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 # Batch Transform waits 600 s per invocation by default (ModelClientConfig.InvocationsTimeoutInSeconds,
@@ -136,11 +136,10 @@ class ServeSettings:
             max_payload_mb=None if payload < 0 else payload,
         )
 
-    def thresholds(self, from_card: "Thresholds") -> "Thresholds":
-        """model.json's thresholds with any BINCOUNTER_VERIFY_* overrides applied."""
-        overrides = {k: v for k, v in (("match_at", self.match_at),
-                                       ("mismatch_at", self.mismatch_at)) if v is not None}
+    def thresholds(self, from_card: "VerdictRule") -> "VerdictRule":
+        """model.json's thresholds with any BINCOUNTER_VERIFY_* overrides applied: an override
+        sets that side for every expected count."""
         try:
-            return replace(from_card, **overrides)
+            return from_card.replace_sides(self.match_at, self.mismatch_at)
         except ValueError as exc:
             raise SettingsError(f"BINCOUNTER_VERIFY_* with model.json's thresholds: {exc}") from None

@@ -122,7 +122,8 @@ def make_loader(dataset: BinDataset, batch_size: int, num_workers: int, seed: in
 def load_splits(env: TrainingEnv, count_range: CountRange, write: bool,
                 outside: bool = False) -> dict[str, list[Sample]]:
     """train / validation / test samples: the given channels, else carved from ``training``
-    by the seeded stratified split (written to ``output/data/split.json`` when ``write``).
+    by the seeded stratified split (written to ``output/data/split.json`` when ``write``),
+    and "calibration" when that channel is given (its photos never train).
     With ``outside``, the training channel's photos with counts outside ``count_range``
     join the train split (never validation or test: every metric is on the served counts)."""
     hp = env.hp
@@ -133,6 +134,15 @@ def load_splits(env: TrainingEnv, count_range: CountRange, write: bool,
     extra = [s for s in scanned if not count_range.contains(s.count)]
     given = {name: scan_dataset(env.channels[name], count_range)[0]
              for name in ("validation", "test") if name in env.channels}
+    calibration = scan_dataset(env.channels["calibration"], count_range)[0] if "calibration" in env.channels else None
+    if calibration is not None:
+        # the thresholds' promise needs photos the model never trained on
+        held = {s.id for s in calibration}
+        leaked = sum(s.id in held for s in train)
+        train = [s for s in train if s.id not in held]
+        if leaked:
+            log.warning("calibration channel: %d of its %d photos are also in the training channel; "
+                        "they do not train", leaked, len(calibration))
     fv = 0.0 if "validation" in given else hp.val_fraction
     ft = 0.0 if "test" in given else hp.test_fraction
     labels = {s.id: s.count for s in train}
@@ -141,6 +151,8 @@ def load_splits(env: TrainingEnv, count_range: CountRange, write: bool,
     splits = {"train": [by_id[i] for i in split["train"]] + extra,
               "validation": given.get("validation") or [by_id[i] for i in split["validation"]],
               "test": given.get("test") or [by_id[i] for i in split["test"]]}
+    if calibration is not None:  # temperature and thresholds are fitted on it instead of validation
+        splits["calibration"] = calibration
     for name, samples in splits.items():
         if not samples:
             raise NoUsableDataError(f"the {name} split is empty: give more data or a {name} channel")

@@ -11,6 +11,8 @@ import argparse
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
+from bincounter.guarantees import GUARANTEES
+
 
 # the recipe's output heads (bincounter.training.recipe.Head)
 HEADS = ("softmax", "ordinal")
@@ -77,9 +79,13 @@ PARAMS: dict[str, Param] = {
                                          "served classes stay min..max)", choices=("drop", "classes")),
     "ema-decay": Param(float, 0.0, "evaluate and export an exponential moving average of the weights, "
                                    "updated every step with this decay (0: off)"),
-    # verdicts (bincounter.verification): thresholds are chosen on the validation split to meet these
+    # verdicts (bincounter.guarantees): thresholds are chosen on the calibration split to meet these
     "max-false-match": Param(float, 0.01, "target share of wrong asks (one off) answered match"),
     "max-false-mismatch": Param(float, 0.05, "target share of correct asks answered mismatch"),
+    "verdict-guarantee": Param(str, "conformal", "conformal: each expected count within its targets in "
+                               "expectation; upper-bound: each count with verdict-confidence; pooled: one "
+                               "pair for all counts (docs/verdicts.md)", choices=GUARANTEES),
+    "verdict-confidence": Param(float, 0.95, "confidence of upper-bound and pooled"),
 }
 
 
@@ -133,6 +139,8 @@ class Hyperparameters:
     ema_decay: float
     max_false_match: float
     max_false_mismatch: float
+    verdict_guarantee: str
+    verdict_confidence: float
 
     def __post_init__(self) -> None:
         checks = [(self.lr > 0, "lr must be > 0"), (self.batch_size > 0, "batch-size must be > 0"),
@@ -148,7 +156,8 @@ class Hyperparameters:
                   (self.int8_calibration_images >= 1, "int8-calibration-images must be >= 1"),
                   (0 <= self.ema_decay < 1, "ema-decay must be in [0, 1)"),
                   (0 < self.max_false_match < 1 and 0 < self.max_false_mismatch < 1,
-                   "max-false-match and max-false-mismatch must be within (0, 1)")]
+                   "max-false-match and max-false-mismatch must be within (0, 1)"),
+                  (0.5 <= self.verdict_confidence < 1, "verdict-confidence must be within [0.5, 1)")]
         for ok, msg in checks:
             if not ok:
                 raise HyperparameterError(msg)

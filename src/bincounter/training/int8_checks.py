@@ -22,7 +22,7 @@ from bincounter.metrics import evaluate_counts
 from bincounter.modelcard import ONNX_INPUT, ONNX_OUTPUT
 from bincounter.preprocess import ImageDecodeError, ImageTooLargeError, PreprocessSpec, preprocess_bytes
 from bincounter.serving.session import open_session, run_batches
-from bincounter.verification import Thresholds, make_asks, measure
+from bincounter.verification import VerdictRule, make_asks, measure
 
 log = logging.getLogger(__name__)
 MAX_RMSE_RISE = 0.02
@@ -103,11 +103,11 @@ def host() -> dict:
             "avx2": "avx2" in flags, "load_average": round(os.getloadavg()[0], 2)}
 
 
-def scores(probs: np.ndarray, counts: np.ndarray, classes: list[int], thresholds: Thresholds) -> dict:
-    """Accuracy, RMSE and the verdicts' operating point at ``thresholds``, each with its n."""
+def scores(probs: np.ndarray, counts: np.ndarray, classes: list[int], thresholds: VerdictRule) -> dict:
+    """Accuracy, RMSE and the verdicts' operating point at ``thresholds`` (per expected count
+    too: the served graph's per-count rates are what the reports hold against the targets)."""
     ev = evaluate_counts(counts, np.asarray(classes)[probs.argmax(1)], classes)
     point = measure(make_asks(probs, counts, classes), thresholds)
-    point.pop("per_expected")
     return {"accuracy": ev.accuracy, "rmse": ev.rmse, "n": ev.n, "verification": point}
 
 

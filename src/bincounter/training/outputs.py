@@ -19,7 +19,7 @@ from bincounter.training.environment import TrainingEnv
 from bincounter.training.export import export_onnx
 from bincounter.training.failures import TrainingDiverged
 from bincounter.training.models import build_model
-from bincounter.training.operating_point import operating_point
+from bincounter.training.operating_point import Targets, operating_point
 from bincounter.training.int8_checks import Criteria, markdown
 from bincounter.training.quantize import candidates, quantize_model
 from bincounter.training.recipe import Head
@@ -48,11 +48,12 @@ def versions() -> dict:
 
 
 def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: PreprocessSpec,
-                  count_range: CountRange, test_loader, history: list[dict], validation: dict,
+                  count_range: CountRange, test_loader, history: list[dict], fit: tuple[str, dict],
                   test: dict, splits: dict, extra: dict, sections: list[str]) -> ModelCard:
     """The model files and the report: weights, the calibrated ONNX graph, model.json with
-    its operating point, evaluation.md / .json and figures. ``validation`` and ``test`` are
-    the final model's ``Trainer.evaluate`` results."""
+    its operating point, evaluation.md / .json and figures. ``fit`` (the split's name and its
+    results: "validation", or "calibration" for that channel) and ``test`` are the final
+    model's ``Trainer.evaluate`` results; the temperature and thresholds are fitted on ``fit``."""
     hp = env.hp
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     # before anything is written: a NaN model would otherwise surface as an
@@ -60,7 +61,8 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
     check_finite(state)
     env.model_dir.mkdir(parents=True, exist_ok=True)
     torch.save(state, env.model_dir / MODEL_PTH)
-    point = operating_point(head, validation, test, count_range, hp.max_false_match, hp.max_false_mismatch)
+    point = operating_point(head, fit[1], test, count_range, Targets(
+        hp.max_false_match, hp.max_false_mismatch, hp.verdict_guarantee, hp.verdict_confidence), fit[0])
     # export a fresh copy: the trained instance carries smdebug's forward hooks
     clean = head.replace(build_model(hp.arch, head.outputs, pretrained=False))
     clean.load_state_dict(state)

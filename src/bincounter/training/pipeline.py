@@ -124,15 +124,19 @@ def train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device) 
     monitor = SystemMonitor(env.output_data_dir / "system_metrics.jsonl") if world.is_main else None
     with monitor or contextlib.nullcontext():
         validation, test = trainer.fit(loaders, samplers, steps, hp.epochs, count_range)
+        # the split the temperature and thresholds are fitted on: the calibration channel when
+        # given (every rank evaluates its share; the results are gathered), else validation
+        fit_split = "calibration" if "calibration" in loaders else "validation"
+        fit_on = trainer.evaluate(loaders["calibration"], count_range) if fit_split == "calibration" else validation
     log.info("final weights sha256 %s (rank %d of %d)", distributed.weights_digest(trainer.model),
              world.rank, world.size)
     if not world.is_main:
         return None
-    return finish(env, trainer, hook, spec, count_range, loaders, validation, test, splits, monitor)
+    return finish(env, trainer, hook, spec, count_range, loaders, (fit_split, fit_on), test, splits, monitor)
 
 
 def finish(env: TrainingEnv, trainer: Trainer, hook, spec: PreprocessSpec, count_range: CountRange,
-           loaders: dict, validation: dict, test: dict, splits: dict, monitor: SystemMonitor) -> ModelCard:
+           loaders: dict, fit: tuple[str, dict], test: dict, splits: dict, monitor: SystemMonitor) -> ModelCard:
     """Rank 0: profile and rule verdicts into the report, then the model files."""
     timing = trainer.timer.summary()
     profile = {"step_timing": timing, "system": monitor.summary(),
@@ -148,4 +152,4 @@ def finish(env: TrainingEnv, trainer: Trainer, hook, spec: PreprocessSpec, count
             rules = evaluate_rules(str(hook.out_dir))
             sections += rules_markdown(rules)
     return write_outputs(env, trainer.served, trainer.head, spec, count_range, loaders["test"],
-                         trainer.history, validation, test, splits, {"profile": profile, "rules": rules}, sections)
+                         trainer.history, fit, test, splits, {"profile": profile, "rules": rules}, sections)

@@ -32,7 +32,7 @@ from bincounter.preprocess import PreprocessSpec
 from bincounter.training.hyperparameters import PARAMS
 from bincounter.training.int8_checks import (LATENCY_IMAGES, Criteria, answer, decide, host, ms_per_image,
                                              read_inputs, scores)
-from bincounter.verification import Thresholds
+from bincounter.verification import VerdictRule
 
 log = logging.getLogger(__name__)
 # chosen by measurement (benchmarks/bench_quantize.py; README "Serving speed and int8"):
@@ -169,7 +169,7 @@ def choose(fp32: Path, int8: Path, recipes: Sequence[Recipe], calibration: np.nd
 
 
 def quantize_model(model_dir: Path, fp32_file: str, splits: dict[str, Sequence[Sample]],
-                   spec: PreprocessSpec, classes: list[int], thresholds: Thresholds, criteria: Criteria,
+                   spec: PreprocessSpec, classes: list[int], thresholds: VerdictRule, criteria: Criteria,
                    recipes: Sequence[Recipe] = candidates(Recipe().images), seed: int = 0,
                    threads: int = 1) -> dict:
     """Write ``model.int8.onnx`` beside ``fp32_file`` and measure both; the card's section.
@@ -181,7 +181,7 @@ def quantize_model(model_dir: Path, fp32_file: str, splits: dict[str, Sequence[S
     fp32, int8 = model_dir / fp32_file, model_dir / MODEL_INT8_ONNX
     test = splits["test"]
     section = {"file": MODEL_INT8_ONNX, "recipe": recipes[0].to_dict(),
-               "criteria": {**asdict(criteria), "thresholds": asdict(thresholds)}}
+               "criteria": {**asdict(criteria), "thresholds": thresholds.to_dict()}}
     try:
         calibration = calibration_set(splits["train"], spec, recipes[0].images, seed)
         recipe, choice = choose(fp32, int8, recipes, calibration, splits.get("validation", []), spec, threads)

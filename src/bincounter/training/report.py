@@ -16,7 +16,9 @@ import matplotlib
 matplotlib.use("Agg")  # no display in a training container
 import matplotlib.pyplot as plt  # noqa: E402
 
+from bincounter.guarantees import miss_lines  # noqa: E402
 from bincounter.metrics import Evaluation  # noqa: E402
+from bincounter.modelcard import MODEL_ONNX  # noqa: E402
 
 if TYPE_CHECKING:
     from bincounter.modelcard import ModelCard
@@ -38,7 +40,8 @@ def write_report(out_dir: Path, evaluation: Evaluation, history: list[dict], ext
     plot_curves(history, out_dir / "training_curves.png")
     if figures is not None:
         plot_reliability(figures.reliability, out_dir / "reliability_diagram.png")
-        plot_coverage(figures.curve, figures.thresholds.match_at, out_dir / "coverage_risk.png")
+        plot_coverage(figures.curve, extra["model"]["verification"]["measured"]["test"],
+                      out_dir / "coverage_risk.png")
     return out_dir / "evaluation.md"
 
 
@@ -50,40 +53,60 @@ def _of(rates: dict, rate: str, n: str) -> str:
     return f"{_pct(rates[rate])} of {rates[n]:,}" if rates[n] else "no asks"
 
 
-def _threshold(value: float | None, verdict: str) -> str:
-    return f"never (`{verdict}` is not answered)" if value is None else f"{value:g}"
+def _threshold(value: float | None) -> str:
+    return "never" if value is None else f"{value:g}"
 
 
 def verdict_section(card: "ModelCard") -> list[str]:
-    """Markdown: the thresholds, the operating point on both splits, per expected count, and the
-    calibration (README "What the verdict means" defines every rate)."""
-    op, cal, t = card.operating_point, card.calibration, card.verification
+    """Markdown: the guarantee, each expected count's thresholds and test rates, the pooled
+    operating point on both splits, every count above its target, and the calibration
+    (docs/verdicts.md defines every rate)."""
+    op, cal, rule = card.operating_point, card.calibration, card.verification
     targets, measured = op["targets"], op["measured"]
-    val, test = measured["validation"], measured["test"]
+    fitted = op.get("fitted_on", "validation")
+    val, test = measured[fitted], measured["test"]
     lines = ["## Verdicts", "",
-             f"`match` at p ≥ {_threshold(t.match_at, 'match')}, `mismatch` at p ≤ "
-             f"{_threshold(t.mismatch_at, 'mismatch')}, `review` between (p: the calibrated probability of "
-             f"the expected count). Chosen on the validation split: {op['method']}.", "",
-             "| rate | target | validation | test |", "|---|---|---|---|",
-             f"| false match (asks one off) | ≤ {_pct(targets['max_false_match'])} "
-             f"| {_of(val, 'false_match_rate', 'false_match_n')} | {_of(test, 'false_match_rate', 'false_match_n')} |",
-             f"| false mismatch (correct asks) | ≤ {_pct(targets['max_false_mismatch'])} "
-             f"| {_of(val, 'false_mismatch_rate', 'false_mismatch_n')} "
-             f"| {_of(test, 'false_mismatch_rate', 'false_mismatch_n')} |",
-             f"| false match (asks two off) | | {_of(val, 'false_match_rate_two_off', 'false_match_two_off_n')} "
-             f"| {_of(test, 'false_match_rate_two_off', 'false_match_two_off_n')} |",
-             f"| auto share (no review) | | {_pct(val['auto_share'])} | {_pct(test['auto_share'])} |", "",
-             "| expected count (test) | auto share | false match | false mismatch |", "|---|---|---|---|"]
-    lines += [f"| {c} | {_pct(r['auto_share'])} | {_of(r, 'false_match_rate', 'false_match_n')} "
-              f"| {_of(r, 'false_mismatch_rate', 'false_mismatch_n')} |"
-              for c, r in sorted(test["per_expected"].items(), key=lambda kv: int(kv[0]))]
-    lines += [""] + [f"Note: {note}" for note in op.get("notes", [])] + ([""] if op.get("notes") else [])
+             f"`match` at p ≥ match_at, `mismatch` at p ≤ mismatch_at, `review` between (p: the calibrated "
+             f"probability of the expected count). Targets: false match ≤ {_pct(targets['max_false_match'])}, "
+             f"false mismatch ≤ {_pct(targets['max_false_mismatch'])}, {op.get('promise', 'pooled')}. "
+             f"Chosen on the {fitted} split ({val['false_mismatch_n']:,} photos): {op['method']}.", "",
+             "| expected count | match at p ≥ | mismatch at p ≤ | auto share (test) | false match (test) "
+             "| false mismatch (test) |", "|---|---|---|---|---|---|"]
+    for c, r in sorted(test["per_expected"].items(), key=lambda kv: int(kv[0])):
+        t = rule.for_count(int(c))
+        lines.append(f"| {c} | {_threshold(t.match_at)} | {_threshold(t.mismatch_at)} | {_pct(r['auto_share'])} "
+                     f"| {_of(r, 'false_match_rate', 'false_match_n')} "
+                     f"| {_of(r, 'false_mismatch_rate', 'false_mismatch_n')} |")
+    lines += ["", f"| all counts pooled | target | {fitted} | test |", "|---|---|---|---|",
+              f"| false match (asks one off) | ≤ {_pct(targets['max_false_match'])} "
+              f"| {_of(val, 'false_match_rate', 'false_match_n')} | {_of(test, 'false_match_rate', 'false_match_n')} |",
+              f"| false mismatch (correct asks) | ≤ {_pct(targets['max_false_mismatch'])} "
+              f"| {_of(val, 'false_mismatch_rate', 'false_mismatch_n')} "
+              f"| {_of(test, 'false_mismatch_rate', 'false_mismatch_n')} |",
+              f"| false match (asks two off) | | {_of(val, 'false_match_rate_two_off', 'false_match_two_off_n')} "
+              f"| {_of(test, 'false_match_rate_two_off', 'false_match_two_off_n')} |",
+              f"| auto share (no review) | | {_pct(val['auto_share'])} | {_pct(test['auto_share'])} |", ""]
+    lines += target_flags(card)
+    lines += [f"Note: {note}" for note in op.get("notes", [])] + ([""] if op.get("notes") else [])
     lines += ["## Calibration", "",
-              f"Temperature T = {cal['temperature']:g} ({cal['method']}). Validation NLL "
+              f"Temperature T = {cal['temperature']:g} ({cal['method']}). NLL on the {fitted} split "
               f"{cal['validation_nll_before']:.4f} → {cal['validation_nll_after']:.4f}; expected calibration "
               f"error on the test split ({cal['ece_bins']} bins) {cal['test_ece_before']:.4f} → "
               f"{cal['test_ece_after']:.4f}. Figures: reliability_diagram.png, coverage_risk.png.", ""]
     return lines
+
+
+def target_flags(card: "ModelCard") -> list[str]:
+    """Markdown: every expected count whose measured test rate (of the served graph) is above
+    its target, with n and the interval; or one line saying none is."""
+    point, targets = card.served_test_point(), card.operating_point.get("targets")
+    if not point or not targets:
+        return []
+    graph = f" ({card.onnx_file})" if card.onnx_file != MODEL_ONNX else ""
+    found = miss_lines(point, targets)
+    if not found:
+        return [f"Every expected count is within its targets on the test split{graph}.", ""]
+    return [f"**Above target on the test split{graph}:**", "", *[f"- {line}" for line in found], ""]
 
 
 def plot_reliability(bins: dict, path: Path) -> None:
@@ -100,18 +123,19 @@ def plot_reliability(bins: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_coverage(curve: list[dict], chosen: float | None, path: Path) -> None:
+def plot_coverage(curve: list[dict], chosen: dict, path: Path) -> None:
+    """The curve of one ``match_at`` for every count, and the chosen thresholds' test point."""
     fig, ax = plt.subplots(figsize=(4.5, 4))
     points = [c for c in curve if c["false_match_rate"] is not None]
-    ax.plot([c["false_match_rate"] * 100 for c in points], [c["auto_share"] * 100 for c in points], marker=".")
-    if chosen is not None:
-        mark = min(points, key=lambda c: abs(c["match_at"] - chosen))
-        ax.plot([mark["false_match_rate"] * 100], [mark["auto_share"] * 100], "r*", markersize=14,
-                label=f"chosen: match at p ≥ {chosen:g}")
-        ax.legend()
+    ax.plot([c["false_match_rate"] * 100 for c in points], [c["auto_share"] * 100 for c in points], marker=".",
+            label="one match_at for every count")
+    if chosen.get("false_match_rate") is not None and chosen.get("auto_share") is not None:
+        ax.plot([chosen["false_match_rate"] * 100], [chosen["auto_share"] * 100], "r*", markersize=14,
+                label="chosen thresholds")
+    ax.legend()
     ax.set_xlabel("false-match rate on the test split (%)")
     ax.set_ylabel("auto share (%)")
-    ax.set_title("auto share vs false matches as match_at moves")
+    ax.set_title("auto share vs false matches")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
