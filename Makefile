@@ -90,8 +90,10 @@ ECR             = $(or $(ECR_ACCOUNT),$(shell aws sts get-caller-identity --quer
 WHEELHOUSE := $(WHEELS)/.complete
 $(WHEELHOUSE): requirements/training.lock requirements/serving.lock
 	$(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS) -r requirements/training.lock -r requirements/serving.lock && touch $@
+# .env: compose reads it; docker-compose.yml refuses to start without this line (no wheelhouse)
 wheels: $(WHEELHOUSE)
 	rm -rf $(WHEELS)/project build/lib && $(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS)/project .
+	grep -qs '^BINCOUNTER_WHEELHOUSE=' .env || echo 'BINCOUNTER_WHEELHOUSE=$(WHEELS)' >> .env
 
 images: wheels
 	$(BUILD) -f training-image/Dockerfile -t $(TRAINING_IMAGE):$(IMAGE_TAG) .

@@ -89,3 +89,14 @@ def test_two_hosts_profile_trains_with_ddp_and_both_ranks_end_equal(training_ima
     finally:
         subprocess.run([*compose, "down", "--volumes", "--remove-orphans"], env=env,
                        capture_output=True, timeout=180)
+
+
+def test_compose_without_the_wheelhouse_says_what_to_run_in_one_line(engine, tmp_path):
+    """A checkout where `make wheels` never ran (no .env line): compose stops before any build."""
+    env = {k: v for k, v in os.environ.items() if k != "BINCOUNTER_WHEELHOUSE"}
+    proc = subprocess.run(["docker", "compose", "-f", str(ROOT / "docker-compose.yml"),
+                           "--project-directory", str(tmp_path), "up", "--build"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert len(said) == 1 and "run `make wheels` first, or `make up`" in said[0], said

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from orchestrate.config import ConfigError, load
+from orchestrate.config import Config, ConfigError, load
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "orchestrate.toml"
 
@@ -68,3 +70,15 @@ def test_help_lists_every_command_and_importing_every_module_pulls_in_no_torch()
              "orchestrate.lambda_fn, orchestrate.report, orchestrate.teardown; print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+def test_the_example_orchestrate_toml_states_every_setting_at_its_code_default():
+    """One fact, two places a reader looks: the example file and config.py's defaults."""
+    example = EXAMPLE
+    loaded = load(example, env={})
+    assert dataclasses.replace(loaded, source="defaults") == Config()
+    doc = tomllib.loads(example.read_text())
+    for name in ("aws", "images", "data", "train", "tune", "deploy", "audit", "lambda", "costs"):
+        section = Config()._section(name)
+        missing = {f.name for f in dataclasses.fields(section)} - set(doc[name]) - {"hyperparameters"}
+        assert not missing, f"orchestrate.toml's [{name}] does not state {sorted(missing)}"

@@ -13,7 +13,8 @@ from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
 from bincounter.modelcard import ModelCardError
 from bincounter.preprocess import ImageDecodeError, ImageTooLargeError
-from bincounter.serving.codec import quantity_from_attributes
+from bincounter.serving import contract
+from bincounter.serving.codec import MAX_ID_CHARS, quantity_from_attributes
 from bincounter.serving.errors import (
     BadRequest,
     ModelNotReady,
@@ -23,7 +24,24 @@ from bincounter.serving.errors import (
     status_for,
 )
 from bincounter.serving.settings import ServeSettings, SettingsError
-from bincounter.verification import Thresholds, VerdictRule
+from bincounter.verification import VERDICTS, Thresholds, VerdictRule
+
+
+def test_the_openapi_documents_limits_and_types_are_the_contracts():
+    """openapi.json is written by hand; every limit and type it states has its owner in code."""
+    schemas, post = OPENAPI["components"]["schemas"], OPENAPI["paths"]["/invocations"]["post"]
+    assert tuple(post["requestBody"]["content"]) == contract.REQUEST_TYPES
+    assert schemas["BatchRequest"]["properties"]["instances"]["maxItems"] == contract.MAX_INSTANCES
+    for schema in (schemas["Instance"], schemas["BatchRequest"]):
+        assert schema["properties"]["expected_quantity"]["maximum"] == contract.MAX_QUANTITY
+    for schema in ("Instance", "Prediction", "ErrorRecord"):
+        assert schemas[schema]["properties"]["id"]["oneOf"][0]["maxLength"] == MAX_ID_CHARS
+    assert set(schemas["Verification"]["properties"]["verdict"]["enum"]) == set(VERDICTS)
+    params = schemas["ExecutionParameters"]["properties"]
+    assert params["MaxPayloadInMB"]["maximum"] == params["MaxConcurrentTransforms"]["maximum"] \
+        == contract.MAX_BATCH_PAYLOAD_MB
+    too_large = post["responses"]["413"]["description"]
+    assert f"{contract.MAX_BODY_BYTES:,}" in too_large and f"{contract.MAX_INSTANCES} instances" in too_large
 
 
 def test_importing_the_server_does_not_import_torch():
