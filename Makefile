@@ -4,20 +4,25 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-fast demo lock venv clean
+.PHONY: test test-fast test-all demo lock venv clean
 
 venv: $(STAMP)
 $(STAMP): requirements/dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --no-deps -r requirements/dev.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . && touch $@
 
-# everything: training runs, servers, moto, containers (README "Tests")
-test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
-
-# the inner loop: no training run, no server, no container
+# Test tiers (docs/testing.md; tests/tiers.py fails collection when a test is in the wrong one).
+# the inner loop: no training run, no server process, no moto, no container
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow and not container" $(PYTEST_ARGS)
+
+# everything but the container tier: the training runs, real servers, moto
+test: $(STAMP)
+	$(BIN)/pytest -m "not container" $(PYTEST_ARGS)
+
+# what .ci/run runs: everything, the container tier too (needs Docker), and the 25 slowest
+test-all: $(STAMP)
+	$(BIN)/pytest --durations=25 $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
@@ -42,7 +47,7 @@ bench-quantize: $(STAMP)
 soak-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.soak_serve $(BENCH_ARGS)
 
-# The audit on synthetic bins, on this machine (README "Audit"): a small model trained through
+# The audit on synthetic bins, on this machine (docs/cloud.md "Audit"): a small model trained through
 # the toolkit, then `orchestrate audit --local` (the SageMaker SDK's local Batch Transform on the
 # serving image bincounter-serving:$(IMAGE_TAG): make images first). Report in build/audit/.
 .PHONY: audit
@@ -51,7 +56,7 @@ audit: $(STAMP)
 	$(ORCHESTRATE) --set images.tag=$(IMAGE_TAG) audit --local --images build/audit-demo/data/images --model-data build/audit-demo/opt_ml/model --out build/audit
 
 # Batch Transform throughput of one serving container on ../shared/data/abid-sample, projected to
-# the whole bucket (README "Audit"; ~5 min)
+# the whole bucket (docs/cloud.md "Audit"; ~5 min)
 .PHONY: bench-audit
 bench-audit: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_audit --image bincounter-serving:$(IMAGE_TAG) $(BENCH_ARGS)
@@ -69,7 +74,7 @@ lambda-zip: build/lambda.zip
 build/lambda.zip: lambda/handler.py lambda/lambda_events.py
 	mkdir -p build && rm -f $@ && $(PYTHON) -m zipfile -c $@ $^
 
-# Containers (README "Containers"): one wheelhouse from both locks feeds both
+# Containers (docs/containers.md): one wheelhouse from both locks feeds both
 # images; builds never reach a package index (--network none, classic builder).
 # `pip wheel` (not download) so that sdist-only pins (sagemaker-training, with a
 # C extension, inotify_simple) arrive as wheels and the images need no compiler.
@@ -109,7 +114,7 @@ push:
 	aws ecr get-login-password --region $(AWS_REGION) | docker login --username AWS --password-stdin $(ECR)
 	for img in $(TRAINING_IMAGE) $(SERVING_IMAGE); do aws ecr describe-repositories --region $(AWS_REGION) --repository-names $$img >/dev/null 2>&1 || aws ecr create-repository --region $(AWS_REGION) --repository-name $$img >/dev/null; docker tag $$img:$(IMAGE_TAG) $(ECR)/$$img:$(IMAGE_TAG) && docker push $(ECR)/$$img:$(IMAGE_TAG) || exit 1; done
 
-# The AWS control plane (README "Cloud"): settings from orchestrate.toml, overridable
+# The AWS control plane (docs/cloud.md): settings from orchestrate.toml, overridable
 # by ORCHESTRATE_<SECTION>_<KEY> env and ARGS, e.g. make train ARGS="--set train.spot=false".
 .PHONY: data train tune deploy lambda report teardown
 ORCHESTRATE := $(BIN)/python -m orchestrate

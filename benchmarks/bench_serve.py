@@ -28,8 +28,8 @@ from devtools.local_toolkit import ROOT, SAMPLE
 
 # the budget of the model it trains: ResNet50 from scratch at the serving size on all
 # 3,310 usable sample photos (bench_train's split: 2,410 / 300 / 600); 3-4 hours
-# on 2 shared vCPUs (measured once). Weak (no ImageNet weights), but trained: see README
-# "Serving speed and int8".
+# on 2 shared vCPUs (measured once). Weak (no ImageNet weights), but trained: see benchmarks/README.md
+# "Serving speed".
 BUDGET = {"arch": "resnet50", "pretrained": "false", "image-size": "224", "epochs": "5", "lr": "0.01",
           "batch-size": "32", "num-workers": "1", "profile-steps": "0", "checkpoint-steps": "0",
           "log-interval": "10", "quantize": "true"}
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="measured seconds are split into this many rounds, alternating servers")
     ap.add_argument("--ours", default="default",
                     help="comma-separated fp32 layouts WxTxI for serve; 'default' = serve's own defaults")
-    ap.add_argument("--baseline", default="2x1x1", help="baseline layout (2x1 was its best, README Serving)")
+    ap.add_argument("--baseline", default="2x1x1", help="baseline layout (2x1 was its best, benchmarks/README.md)")
     ap.add_argument("--port", type=int, default=18080)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)

@@ -7,7 +7,7 @@ arch, images and held-out split (fixed by ``--split-seed``, independent of the
 training seed), at each budget (epochs x image size), with two training seeds,
 so the seed-to-seed spread is printed next to the difference between recipes.
 Besides accuracy and RMSE it prints each model's verdict operating point on the
-test split at the default targets (README "What the verdict means"): the auto
+test split at the default targets (docs/verdicts.md): the auto
 share, the false-match and the false-mismatch rate. The held-out images keep
 the sample's natural count distribution; the photos with counts outside 1..5
 join the training channel only (a recipe may learn from them, none is tested on them).

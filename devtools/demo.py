@@ -33,7 +33,7 @@ from devtools.local_toolkit import ROOT, install_code, run_train
 HYPERPARAMETERS = {"arch": "resnet18", "image-size": "64", "epochs": "4", "batch-size": "32",
                    "lr": "0.02", "pretrained": "false", "num-workers": "1", "seed": "0",
                    # 80 validation bins can vouch for 5 % and 10 % at 95 % confidence, not for
-                   # the defaults' 1 % and 5 % (README "What the verdict means")
+                   # the defaults' 1 % and 5 % (docs/verdicts.md)
                    "val-fraction": "0.2", "test-fraction": "0.2",
                    "max-false-match": "0.05", "max-false-mismatch": "0.1"}
 ENDPOINT = "bincounter-demo"

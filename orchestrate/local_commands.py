@@ -1,6 +1,6 @@
 """``orchestrate train / deploy / invoke --local``: config and flags into ``local_mode`` calls.
 
-Runs our images through the SageMaker Python SDK's own local mode (README
+Runs our images through the SageMaker Python SDK's own local mode (docs/containers.md,
 "Local mode"); needs Docker, no AWS account and no network.
 """
 

@@ -20,8 +20,9 @@ from aws_helpers import REGION
 from bincounter.synth import generate
 from toolkit_helpers import SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
 
-# each test's markers in the JUnit report, for .ci/run's verdict on skipped container tests
-pytest_plugins = ["devtools.ci_verdict"]
+# devtools.ci_verdict: each test's markers in the JUnit report, for .ci/run's verdict on skipped
+# tests; tiers: a test that trains, serves or uses moto must be marked so (make test-fast)
+pytest_plugins = ["devtools.ci_verdict", "tiers"]
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +109,15 @@ def aws(moto_server, monkeypatch, tmp_path):
     sess.events.register("before-call.*.*", record)
     sess.api_calls = calls
     return sess
+
+
+@pytest.fixture(scope="session")
+def random_model_dir(tmp_path_factory) -> Path:
+    """A random-weight resnet18 at 64 px in a serving folder (no training run): for tests of the
+    server and its contract, not of a trained model's answers."""
+    from devtools.random_model import random_model
+
+    return random_model(tmp_path_factory.mktemp("random_model"), arch="resnet18", size=64)
 
 
 @pytest.fixture(scope="session")

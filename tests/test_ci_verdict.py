@@ -1,6 +1,7 @@
-""".ci/run's strictness without a broken machine: a real pytest run whose container test
-skips (as it does when no Docker engine answers) fails CI's verdict with the reason,
-and passes outside CI, through the same JUnit report and module .ci/run uses."""
+""".ci/run's strictness without a broken machine: a real pytest run whose tests skip (as
+they do when no Docker engine answers or the shared sample is gone) fails CI's verdict
+with the reasons, unless the skip is allow-listed, and passes outside CI, through the same
+JUnit report and module .ci/run uses."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.ci_verdict import Skip, read_skips, verdict
+from devtools.ci_verdict import ALLOWED, Skip, read_skips, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = '''
@@ -74,9 +75,17 @@ def test_outside_ci_the_skip_is_reported_and_the_run_passes(report):
     assert proc.returncode == 0 and "no Docker engine answers" in proc.stderr
 
 
-def test_under_ci_other_skips_and_a_clean_run_pass(tmp_path):
+def test_under_ci_any_skip_fails_and_names_the_test(tmp_path):
     report = run_suite(tmp_path, SUITE.replace("@pytest.mark.container\n", ""))
-    assert verdict_cli(report, "true").returncode == 0
+    proc = verdict_cli(report, "true")
+    assert proc.returncode == 1 and "test_with_the_real_sample: real ABID sample not found" in proc.stderr
+
+
+def test_under_ci_an_allow_listed_skip_and_a_clean_run_pass(tmp_path):
+    allowed = next(iter(ALLOWED))
+    suite = f"import pytest\n\ndef {allowed}():\n    pytest.skip('same file system')\n\ndef test_plain():\n    pass\n"
+    proc = verdict_cli(run_suite(tmp_path, suite), "true")
+    assert proc.returncode == 0 and f"allowed skip: test_suite::{allowed} ({ALLOWED[allowed]})" in proc.stderr
 
 
 def test_under_ci_a_missing_report_fails(tmp_path):
@@ -88,4 +97,6 @@ def test_the_verdict_itself():
     skip = Skip("tests.containers.test_images::test_x", frozenset({"container", "slow"}), "no engine")
     assert verdict([skip], ci=True)[0] is False
     assert verdict([skip], ci=False)[0] is True
-    assert verdict([Skip("t::u", frozenset({"slow"}), "no sample")], ci=True) == (True, [])
+    assert verdict([Skip("t::u", frozenset({"slow"}), "no sample")], ci=True)[0] is False
+    assert verdict([Skip("t::u", frozenset({"slow"}), "no sample")], ci=False)[0] is True
+    assert verdict([], ci=True) == (True, [])

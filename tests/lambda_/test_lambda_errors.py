@@ -96,6 +96,7 @@ def test_nothing_listening_is_a_502():
     assert reply["statusCode"] == 502 and "cannot reach the endpoint" in _error(reply)
 
 
+@pytest.mark.slow  # moto's S3
 @pytest.mark.parametrize("uri, prefix, status, reason", [
     ("s3://bincounter-test/private/bin.jpg", "s3://bincounter-test/incoming/", 403, "must be under"),
     ("s3://bincounter-test/incoming/missing.jpg", "s3://bincounter-test/incoming/", 404, "no such S3 object"),

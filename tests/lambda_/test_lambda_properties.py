@@ -16,6 +16,7 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from property_budget import examples
 from lambda_helpers import ENDPOINT, EVENTS, load_event
 
 import handler
@@ -68,7 +69,7 @@ def events(draw):
     return event
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(event=events())
 def test_the_parser_answers_any_event_with_a_request_or_a_4xx_reason(event):
     try:
@@ -81,7 +82,7 @@ def test_the_parser_answers_any_event_with_a_request_or_a_4xx_reason(event):
 
 
 @pytest.mark.slow  # a real serve on the session's model behind the runtime emulator
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(event=events())
 def test_the_handler_never_answers_500_and_never_raises(event, runtime_emulator, monkeypatch):
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
@@ -94,7 +95,7 @@ def test_the_handler_never_answers_500_and_never_raises(event, runtime_emulator,
         assert json.loads(reply["body"])["error"]
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(text=st.one_of(JSON_VALUES.map(lambda v: json.dumps(v).encode()), st.binary(max_size=200),
                       st.text(alphabet='[]{}"\\ab', max_size=80).map(str.encode)),
        limit=st.integers(0, 6))

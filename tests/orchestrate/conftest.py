@@ -31,33 +31,29 @@ SOURCE_BUCKET = "aft-vbi-pds"
 
 
 @pytest.fixture(scope="session")
-def abid_objects(abid_sample) -> dict[str, bytes]:
-    """220 objects in ABID's bucket layout: real metadata JSON from the shared sample and a
-    synthetic 64 px image drawn with that bin's count (the photos stay in ../shared).
-    20 bins of each count 1..5 plus 5 empty and 5 with 6+ items (outside the task's range)."""
+def abid_objects() -> dict[str, bytes]:
+    """110 objects in ABID's bucket layout, made here (no shared sample needed): ABID-schema
+    metadata JSON (``bincounter.synth.metadata_for``) and a 64 px photo drawn with that bin's
+    count. Ids 00001-00110: 20 bins of each count 1..5 plus 5 empty and 5 with 6+ items
+    (outside the task's range), interleaved so any id range holds several counts."""
     import io
     import json
     import random
 
-    from bincounter.synth import draw_bin
+    from bincounter.synth import draw_bin, metadata_for
 
-    want = {**{c: 20 for c in range(1, 6)}, 0: 5, "6+": 5}
-    objects: dict[str, bytes] = {}
+    counts = [c for _ in range(20) for c in range(1, 6)] + [0] * 5 + [6, 7, 8, 10, 12]
+    random.Random(1).shuffle(counts)
     rng = random.Random(0)
-    for meta in sorted((abid_sample / "metadata").glob("*.json")):
-        count = json.loads(meta.read_text())["EXPECTED_QUANTITY"]
-        slot = "6+" if count >= 6 else count
-        if want.get(slot, 0) == 0:
-            continue
-        want[slot] -= 1
-        image, _ = draw_bin(rng, min(count, 9) or 1, 64)
+    objects: dict[str, bytes] = {}
+    for i, count in enumerate(counts, start=1):
+        sid = f"{i:05d}"
+        image, skus = draw_bin(rng, min(count, 9) or 1, 64)
+        skus = (skus * 2)[:count]  # the metadata states the bin's count, photos draw at most 9
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=85)
-        objects[f"metadata/{meta.stem}.json"] = meta.read_bytes()
-        objects[f"bin-images/{meta.stem}.jpg"] = buf.getvalue()
-        if not any(want.values()):
-            break
-    assert not any(want.values()), f"the shared sample lacks bins for {want}"
+        objects[f"metadata/{sid}.json"] = json.dumps(metadata_for(skus, f"{sid}.jpg"), indent=4).encode()
+        objects[f"bin-images/{sid}.jpg"] = buf.getvalue()
     return objects
 
 

@@ -174,7 +174,7 @@ def test_outputs_a_local_run_wrote_into_s3_are_joined_into_the_report(aws, bins,
             p = answer["probabilities"][str(expected)]
             assert float(row["match_probability"]) == pytest.approx(p, abs=1e-6)
             assert row["verdict"] == card.verification.verdict(p, expected)  # its own count's pair
-        else:  # the shared sample's empty and 6+ bins: the model cannot verify them
+        else:  # the empty and 6+ bins: the model cannot verify them
             assert row["verdict"] == "not-verifiable" and str(expected) in row["error"]
     assert summary["verdicts"]["not-verifiable"] == sum(1 for q in labels.values() if q not in card.classes)
     recount = summary["recount"]

@@ -52,8 +52,8 @@ def ten_records(bin_jpegs) -> tuple[bytes, list[dict]]:
     return "".join(json.dumps(r) + "\n" for r in records).encode(), records
 
 
-def test_execution_parameters_offer_one_transform_per_worker_within_sagemakers_limits(trained_model):
-    two = call(loaded_app(ServeSettings(model_dir=trained_model, workers=2)).test_client(),
+def test_execution_parameters_offer_one_transform_per_worker_within_sagemakers_limits(random_model_dir):
+    two = call(loaded_app(ServeSettings(model_dir=random_model_dir, workers=2)).test_client(),
                "/execution-parameters")
     assert two.status == 200
     assert two.json() == {"MaxConcurrentTransforms": 2, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
@@ -79,6 +79,7 @@ def test_batch_settings_come_from_the_variables_sagemaker_sets():
             ServeSettings.from_env(bad)
 
 
+@pytest.mark.slow
 def test_a_batch_of_ten_with_a_truncated_jpeg_answers_nine_predictions_and_one_error_record(
         batch_server, live_server, bin_jpegs, trained_model):
     body, records = ten_records(bin_jpegs)
@@ -101,6 +102,7 @@ def test_a_batch_of_ten_with_a_truncated_jpeg_answers_nine_predictions_and_one_e
     assert realtime.status == 400 and "line 7" in realtime.json()["error"]
 
 
+@pytest.mark.slow
 def test_batch_answers_equal_real_time_answers_for_the_good_records(batch_server, live_server, bin_jpegs):
     body, records = ten_records(bin_jpegs)
     batch = [json.loads(x) for x in http(batch_server[1], "/invocations", body, JSONLINES).body.splitlines()]
@@ -122,6 +124,7 @@ def test_batch_answers_equal_real_time_answers_for_the_good_records(batch_server
     ("application/x-image", jpeg_bomb(), 413, "pixels"),
     ("application/json", b'{"image": ', 400, "JSON"),
 ])
+@pytest.mark.slow
 def test_a_bad_raw_image_or_json_body_is_one_error_record_with_200_in_batch_mode(
         batch_server, live_server, content_type, body, status, words):
     reply = http(batch_server[1], "/invocations", body, {"Content-Type": content_type})
@@ -132,6 +135,7 @@ def test_a_bad_raw_image_or_json_body_is_one_error_record_with_200_in_batch_mode
     assert realtime.status == status
 
 
+@pytest.mark.slow
 def test_every_kind_of_bad_line_gets_its_own_error_record_with_what_could_be_read(batch_server, bin_jpegs):
     good = b64(bin_jpegs[3])
     lines = [json.dumps({"id": "ok", "image": good}), "{oops",
@@ -156,6 +160,7 @@ def test_every_kind_of_bad_line_gets_its_own_error_record_with_what_could_be_rea
     assert answers[7]["id"] == "last" and answers[7]["verification"]["expected_quantity"] == 3
 
 
+@pytest.mark.slow
 def test_a_payload_of_many_small_images_is_answered_in_full(batch_server, live_server, bin_jpegs):
     """Batch Transform packs as many lines as MaxPayloadInMB holds: no per-request cap applies
     (the handler runs them 32 at a time); real time keeps its cap."""
@@ -168,6 +173,7 @@ def test_a_payload_of_many_small_images_is_answered_in_full(batch_server, live_s
     assert http(live_server[1], "/invocations", lines.encode(), JSONLINES).status == 413
 
 
+@pytest.mark.slow
 def test_the_body_limit_is_the_jobs_max_payload_and_names_it(batch_server, live_server):
     over = b"\xff" * (3 * 1024 * 1024 + 1)  # the batch server runs with SAGEMAKER_MAX_PAYLOAD_IN_MB=3
     reply = http(batch_server[1], "/invocations", over, {"Content-Type": "image/jpeg"})
@@ -175,12 +181,14 @@ def test_the_body_limit_is_the_jobs_max_payload_and_names_it(batch_server, live_
     assert http(live_server[1], "/invocations", over, {"Content-Type": "image/jpeg"}).status == 400
 
 
+@pytest.mark.slow
 def test_an_empty_jsonlines_payload_answers_no_records_in_batch_mode(batch_server, live_server):
     reply = http(batch_server[1], "/invocations", b"\n\n", JSONLINES)
     assert (reply.status, reply.body) == (200, b"")
     assert http(live_server[1], "/invocations", b"\n\n", JSONLINES).status == 400
 
 
+@pytest.mark.slow
 def test_ping_answers_within_2_s_while_the_only_worker_counts_a_long_mini_batch(batch_server, bin_jpegs):
     """SageMaker pings during a job; the worker's second (gthread) thread answers it."""
     url = batch_server[1]
@@ -209,6 +217,7 @@ def test_ping_answers_within_2_s_while_the_only_worker_counts_a_long_mini_batch(
     assert finished == {"status": 200, "at": finished["at"]} and finished["at"] > answered
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_batch_server_at_once_after_keep_alive_requests(trained_model, bin_jpegs, tmp_path):
     """The SDK's local mode (and Batch Transform's agent) reuse connections; gunicorn must not
     wait out its graceful timeout for them."""

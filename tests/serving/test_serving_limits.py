@@ -10,6 +10,7 @@ import pytest
 from gunicorn.http import errors as gerrors
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from property_budget import examples
 
 from bincounter.serving.codec import (
     decode_request,
@@ -42,7 +43,7 @@ def depth(doc) -> int:
     return 0
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(doc=JSON_DOCS, limit=st.integers(0, 8), ascii_only=st.booleans())
 def test_depth_on_the_raw_bytes_equals_the_parsed_documents_depth(doc, limit, ascii_only):
     text = json.dumps(doc, ensure_ascii=ascii_only).encode()
@@ -61,7 +62,7 @@ def test_a_body_nested_a_million_deep_is_refused_before_the_parser_recurses():
 FOUR_XX = (BadRequest, PayloadTooLarge, UnsupportedContentType)
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=examples(800), deadline=None)
 @given(content_type=st.sampled_from(REQUEST_TYPES[3:] + ("text/csv", "")),
        body=st.one_of(st.binary(max_size=300),
                       JSON_DOCS.map(lambda d: json.dumps(d).encode()),

@@ -1,6 +1,6 @@
 """The entry point SageMaker runs (``SAGEMAKER_PROGRAM=train.py``): the training
 contract, resolved from the toolkit's flags and environment, handed to the
-package. Everything else lives in ``bincounter.training`` (README "Training").
+package. Everything else lives in ``bincounter.training`` (docs/training.md).
 """
 
 import sys

@@ -70,7 +70,7 @@ def _prob(env: Mapping[str, str], name: str) -> float | None:
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """Defaults measured on 2 vCPUs (README "Serving", ``make bench-serve``):
+    """Defaults measured on 2 vCPUs (docs/serving.md, ``make bench-serve``):
     one single-threaded (sync) worker per core with one ONNX Runtime thread
     each. The kernel then hands each connection to an idle worker; threaded
     workers queued requests behind a busy model and doubled p99."""

@@ -35,7 +35,7 @@ from bincounter.training.int8_checks import (LATENCY_IMAGES, Criteria, answer, d
 from bincounter.verification import VerdictRule
 
 log = logging.getLogger(__name__)
-# chosen by measurement (benchmarks/bench_quantize.py; README "Serving speed and int8"):
+# chosen by measurement (benchmarks/bench_quantize.py; docs/serving.md "Serving speed and int8"):
 # the extremes of 256 images set ranges ~3x wider than a typical image's on a
 # from-scratch ResNet50 (one trunk tensor: 291 against a typical 100), and the
 # rounding error of ~100 such tensors in series left int8 agreeing with fp32 on a
@@ -141,7 +141,7 @@ def write_int8(fp32: Path, targets: dict[Path, Recipe], calibration: np.ndarray)
 
 def candidates(images: int) -> tuple[Recipe, ...]:
     """What training tries, best first on a tie: neither range rule won on every model
-    (README "Serving speed and int8")."""
+    (docs/serving.md "Serving speed and int8")."""
     return tuple(Recipe(images=images, ranges=r) for r in ("mean", "extreme"))
 
 

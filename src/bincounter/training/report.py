@@ -2,7 +2,7 @@
 the rule verdicts) as evaluation.md / evaluation.json, and its figures.
 
 No published baseline is printed beside the numbers: a run on synthetic bins
-must not read as comparable with results on the real dataset (README "Recipe
+must not read as comparable with results on the real dataset (benchmarks/README.md "Recipe
 benchmark" has the real-data comparisons)."""
 
 from __future__ import annotations
