@@ -47,14 +47,14 @@ def cmd_audit(a, cfg: Config, sess) -> int:
 
         if a.job or a.dry_run:
             raise ConfigError("--job and --dry-run concern a SageMaker transform job, not --local")
-        from orchestrate.local_commands import local_image
+        from orchestrate.images import local_image
 
         image = local_image(cfg, "serving")
         # made only when something is in S3: a client looks for credentials (IMDS included)
         audit_local.run(a, cfg, image, lambda: (aws.client(sess, "s3"), public_s3(cfg, sess)))
         return 0
     from orchestrate import audit
-    from orchestrate.cli import image_uri
+    from orchestrate.images import image_uri
 
     clients = {"sagemaker": aws.client(sess, "sagemaker"), "s3": aws.client(sess, "s3"),
                "public_s3": public_s3(cfg, sess)}

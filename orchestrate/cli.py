@@ -15,6 +15,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orchestrate import audit_cli, aws, local_commands
+from orchestrate.images import image_uri
 from orchestrate.config import Config, ConfigError, load
 
 log = logging.getLogger(__name__)
@@ -27,20 +28,6 @@ def _echo(text: str) -> None:
         text = text.strip("\r\n") + "\n" if text.strip() else ""
     sys.stderr.write(text)
     sys.stderr.flush()
-
-
-def image_uri(cfg: Config, ecr, which: str) -> str:
-    """The configured image URI, or the ECR repository's URI with the configured tag."""
-    explicit = getattr(cfg.images, f"{which}_image")
-    if explicit:
-        return explicit
-    repo = getattr(cfg.images, f"{which}_repo")
-    try:
-        uri = ecr.describe_repositories(repositoryNames=[repo])["repositories"][0]["repositoryUri"]
-    except ecr.exceptions.RepositoryNotFoundException as exc:
-        raise ConfigError(f"images.{which}_image is not set and ECR has no repository {repo!r} "
-                          "(push the images first: make push)") from exc
-    return f"{uri}:{cfg.images.tag}"
 
 
 def cmd_data(a, cfg: Config, sess) -> int:

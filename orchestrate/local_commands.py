@@ -12,15 +12,11 @@ from pathlib import Path
 
 from orchestrate import aws, image_weights, local_mode
 from orchestrate.config import Config, ConfigError
+from orchestrate.images import local_image
 
 log = logging.getLogger(__name__)
 # one folder per job or endpoint under here (build/ is git-ignored)
 LOCAL_ROOT = "build/local"
-
-
-def local_image(cfg: Config, which: str) -> str:
-    """The image local mode runs: images.<which>_image, else REPO:TAG as `make images` tags it."""
-    return getattr(cfg.images, f"{which}_image") or f"{getattr(cfg.images, f'{which}_repo')}:{cfg.images.tag}"
 
 
 def train(a, cfg: Config) -> int:
