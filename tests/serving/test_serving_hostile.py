@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import os
+import random
 import socket
 import time
 
@@ -14,6 +15,8 @@ import pytest
 from PIL import Image
 from serving_helpers import http, raw_http
 
+from benchmarks.hostile_requests import KINDS
+from benchmarks.soak_serve import Tally, judge
 from bincounter.serving.contract import MAX_BODY_BYTES, MAX_INSTANCES, MAX_JSON_DEPTH
 from devtools.hostile_images import encode, jpeg_bomb, png_declaring
 from devtools.local_serve import start_serve, stop
@@ -176,3 +179,16 @@ def test_a_stalled_request_gets_a_408_at_the_read_deadline(any_worker_server, se
     assert b"application/json" in head and "2 s" in json.loads(body)["error"]
     assert 1.5 < waited < 10, waited
     _answers_the_next_good_request(proc, url)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_the_soak_sends_gets_an_answer_never_a_5xx_and_4xx_with_a_json_reason(live_server, kind,
+                                                                                          bin_jpegs):
+    """``make soak-serve``'s own kinds and its own judgement, one request of each (seeded)."""
+    proc, url = live_server
+    tally = Tally()
+    raw = KINDS[kind](random.Random(sum(map(ord, kind))), list(bin_jpegs.values()))
+    judge(tally, "hostile", kind, int(url.rsplit(":", 1)[1]), raw)
+    assert tally.failures == [], tally.failures
+    follow_up = http(url, "/invocations", _good_jpeg(), {"Content-Type": "image/jpeg"})
+    assert follow_up.status == 200 and proc.poll() is None
