@@ -176,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         handler = ModelHandler.load(run / "model", thresholds=CONSTANT)
         counts = handler.classes
         probs = {split: answers(handler, channels / split) for split in ("validation", "test")}
-        results[run.name] = {"fixed": fixed_split(probs, counts, a.guarantees), "draws": {}}
-        print("\n".join(fixed_table(run.name, results[run.name]["fixed"], counts)), flush=True)
+        name = str(run)  # bench-train names runs alike in every work folder: the path tells them apart
+        results[name] = {"fixed": fixed_split(probs, counts, a.guarantees), "draws": {}}
+        print("\n".join(fixed_table(name, results[name]["fixed"], counts)), flush=True)
         labels = np.concatenate([probs["validation"][0], probs["test"][0]])
         pooled = np.concatenate([probs["validation"][1], probs["test"][1]])
         for size in a.calibration_sizes if a.draws else []:
@@ -185,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"(calibration size {size} >= the {len(labels)} held-out photos: skipped)")
                 continue
             r = draws(labels, pooled, counts, size, a.draws, a.seed, a.guarantees)
-            results[run.name]["draws"][str(size)] = r
-            print("\n".join(draws_table(run.name, size, a.draws, r, counts)), flush=True)
+            results[name]["draws"][str(size)] = r
+            print("\n".join(draws_table(name, size, a.draws, r, counts)), flush=True)
     if a.out:
         a.out.write_text(json.dumps(results, indent=1, default=float))
     return 0
