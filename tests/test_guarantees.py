@@ -111,3 +111,9 @@ def test_a_count_above_its_target_is_flagged_with_n_and_interval():
     assert lines[1] == ("expected count 1: false mismatch 14.5 % (57 of 392; 95 % interval "
                         f"{low * 100:.1f}-{high * 100:.1f} %) is above its target of 5 %")
     assert interval(0, 10)[0] == 0.0
+
+
+def test_a_wrong_ask_at_probability_1_leaves_match_unanswered_and_says_why():
+    choice = choose(asks_of(2, [0.9] * 40, [1.0] * 5 + [0.1] * 195), [2], 0.01, 0.05, "conformal")
+    assert choice.rule.for_count(2).match_at is None  # no threshold can keep p = 1 out
+    assert any("very end of the probability range" in n for n in choice.notes)

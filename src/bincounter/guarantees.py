@@ -186,8 +186,10 @@ def choose_pair(asks: Asks, max_false_match: float, max_false_mismatch: float, g
             need = min_asks(target, rule, confidence)
             unmet.append((label, verdict, n, need))
             where = "" if label == "all" else f" for expected count {label}"
-            notes.append(f"max-false-{verdict} {target:g} cannot be met{where}: {n} {kind} asks, "
-                         f"{guarantee} needs {need}; `{verdict}` is never answered{where}")
+            why = (f"{n} {kind} asks, {guarantee} needs {need}" if n < need else
+                   f"{kind} asks at the very end of the probability range leave no threshold between them")
+            notes.append(f"max-false-{verdict} {target:g} cannot be met{where}: {why}; "
+                         f"`{verdict}` is never answered{where}")
     if match_at is not None and mismatch_at is not None and mismatch_at >= match_at:
         # both sides are safe over the whole overlap: one cut in its middle answers every ask
         cut = max(round((match_at + mismatch_at) / 2 / RESOLUTION), 1)
