@@ -121,12 +121,34 @@ def random_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_model(tmp_path_factory, synthetic_bins) -> Path:
-    """A tiny resnet18 (64 px) trained by the toolkit once per session: its model dir."""
-    base = make_opt_ml(tmp_path_factory.mktemp("opt_ml_session"), {"training": synthetic_bins})
+def calibration_bins(tmp_path_factory, synthetic_bins) -> Path:
+    """A calibration channel: 60 bins of its own (ids 00201-00260) and 10 of the training
+    channel's (00001-00010), which must then not train."""
+    out = generate(tmp_path_factory.mktemp("calibration") / "bins", n=260, seed=3, size=64)
+    for i in range(1, 201):
+        for sub, ext in (("images", "jpg"), ("metadata", "json")):
+            (out / sub / f"{i:05d}.{ext}").unlink()
+    for i in range(1, 11):
+        for sub, ext in (("images", "jpg"), ("metadata", "json")):
+            shutil.copy(synthetic_bins / sub / f"{i:05d}.{ext}", out / sub)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, synthetic_bins, calibration_bins) -> tuple[Path, object]:
+    """The session's one plain toolkit run: a tiny resnet18 (64 px) on synthetic bins, its
+    temperature and verdict thresholds fitted on a calibration channel. (tree, process)."""
+    base = make_opt_ml(tmp_path_factory.mktemp("opt_ml_session"), {"training": synthetic_bins,
+                                                                   "calibration": calibration_bins})
     proc = run_toolkit_train(base)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return base / "model"
+    return base, proc
+
+
+@pytest.fixture(scope="session")
+def trained_model(trained_run) -> Path:
+    """The session's trained model dir (``trained_run``)."""
+    return trained_run[0] / "model"
 
 
 @pytest.fixture(scope="session")

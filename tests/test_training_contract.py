@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import onnx
 import pytest
@@ -12,33 +11,15 @@ import pytest
 from bincounter.modelcard import ModelCard
 from bincounter.training.metriclog import METRIC_DEFINITIONS
 from bincounter.guarantees import miss_lines
-from bincounter.synth import generate
 from toolkit_helpers import make_opt_ml, run_toolkit_train
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def calibration_bins(tmp_path_factory, synthetic_bins):
-    """A calibration channel: 60 bins of its own (ids 00201-00260) and 10 of the training
-    channel's (00001-00010), which must then not train."""
-    out = generate(tmp_path_factory.mktemp("calibration") / "bins", n=260, seed=3, size=64)
-    for i in range(1, 201):
-        for sub, ext in (("images", "jpg"), ("metadata", "json")):
-            (out / sub / f"{i:05d}.{ext}").unlink()
-    for i in range(1, 11):
-        for sub, ext in (("images", "jpg"), ("metadata", "json")):
-            shutil.copy(synthetic_bins / sub / f"{i:05d}.{ext}", out / sub)
-    return out
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, synthetic_bins, calibration_bins):
-    """The run with a calibration channel (the session's ``trained_model`` has none)."""
-    base = make_opt_ml(tmp_path_factory.mktemp("opt_ml"), {"training": synthetic_bins,
-                                                           "calibration": calibration_bins})
-    proc = run_toolkit_train(base)
-    return base, proc
+def finished_run(trained_run):
+    """The session's run, which has a calibration channel (tests/conftest.py)."""
+    return trained_run
 
 
 def test_toolkit_train_exits_zero_and_reports_success(finished_run):

@@ -57,7 +57,7 @@ def test_evaluate_rules_on_a_trial_path_gives_the_same_verdicts_as_the_run(healt
         {k: v["status"] for k, v in _verdicts(base).items()}
 
 
-def test_the_saved_trial_reads_back_with_all_four_collections(healthy_run):
+def test_the_saved_trial_reads_back_with_all_four_collections_at_their_intervals(healthy_run):
     base, _ = healthy_run
     os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
     from smdebug.core.modes import ModeKeys
@@ -68,6 +68,9 @@ def test_the_saved_trial_reads_back_with_all_four_collections(healthy_run):
         assert trial.tensor_names(collection=name), f"collection {name} is empty"
     loss = trial.tensor_names(collection="losses")[0]
     assert len(trial.tensor(loss).steps(mode=ModeKeys.TRAIN)) == 20  # every step of 2 x 10
+    assert trial.tensor_names(regex="CrossEntropyLoss_output_0")  # the head's criterion, registered
+    weight = trial.tensor_names(collection="weights")[0]
+    assert trial.tensor(weight).steps(mode=ModeKeys.TRAIN) == [0, 5, 10, 15]  # train.save_interval 5
 
 
 def test_evaluate_rules_on_a_missing_folder_names_it(tmp_path):
