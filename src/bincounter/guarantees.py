@@ -198,7 +198,7 @@ def choose_pair(asks: Asks, max_false_match: float, max_false_mismatch: float, g
 
 
 def choose(asks: Asks, counts: list[int], max_false_match: float, max_false_mismatch: float,
-           guarantee: str = "conformal", confidence: float = CONFIDENCE) -> Choice:
+           guarantee: str, confidence: float = CONFIDENCE) -> Choice:
     """The verdict rule for ``guarantee``: a pair per expected count of ``counts`` (each from
     that count's asks alone), or one ``pooled`` pair over all of them."""
     if guarantee not in GUARANTEES:

@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
-from bincounter.guarantees import GUARANTEES
+from bincounter.guarantees import CONFIDENCE, GUARANTEES
 
 
 # the recipe's output heads (bincounter.training.recipe.Head)
@@ -85,7 +85,7 @@ PARAMS: dict[str, Param] = {
     "verdict-guarantee": Param(str, "conformal", "conformal: each expected count within its targets in "
                                "expectation; upper-bound: each count with verdict-confidence; pooled: one "
                                "pair for all counts (docs/verdicts.md)", choices=GUARANTEES),
-    "verdict-confidence": Param(float, 0.95, "confidence of upper-bound and pooled"),
+    "verdict-confidence": Param(float, CONFIDENCE, "confidence of upper-bound and pooled"),
 }
 
 

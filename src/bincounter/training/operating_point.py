@@ -38,11 +38,11 @@ class OperatingPoint:
 
 @dataclass(frozen=True)
 class Targets:
-    """What the verdicts must keep (the hyperparameters of the same names)."""
+    """What the verdicts must keep: the hyperparameters of the same names, which own the defaults."""
     max_false_match: float
     max_false_mismatch: float
-    guarantee: str = "conformal"
-    confidence: float = 0.95
+    guarantee: str
+    confidence: float
 
 
 def operating_point(head: Head, fit_on: dict, test: dict, count_range: CountRange, targets: Targets,
