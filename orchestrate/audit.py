@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from bincounter.modelcard import MODEL_JSON, ModelCard
 from orchestrate import audit_join, audit_report, costs, manifest
 from orchestrate.audit_join import AuditError, Store
-from orchestrate.aws import is_ours, tags, unique_name
+from orchestrate.aws import is_ours, s3_for, tags, unique_name
 from orchestrate.config import Config, ConfigError
 from orchestrate.data import read_file_list
 from orchestrate.progress import Progress
@@ -67,7 +67,7 @@ def resolve_inputs(a, cfg: Config, s3, public_s3) -> Inputs:
     if not a.images:
         raise ConfigError("say which photos: --images s3://bucket/prefix/, --manifest, --file-list or --ids")
     bucket = manifest.split_s3(a.images)[0]
-    photos = manifest.list_images(public_s3 if bucket == cfg.data.source_bucket else s3, a.images)
+    photos = manifest.list_images(s3_for(bucket, s3, public_s3, cfg.data.source_bucket), a.images)
     return Inputs(photos, photos.prefix, "S3Prefix", sibling_metadata(photos))
 
 
@@ -139,7 +139,8 @@ def expected_quantities(a, ids: list[str], metadata: str, s3, public_s3, source_
     if not metadata:
         log.warning("no expected quantities (give --metadata or --expected): every bin is reported as such")
         return {}, {i: "no --metadata or --expected given" for i in ids}
-    client = public_s3 if metadata.startswith(f"s3://{source_bucket}/") else s3
+    bucket = manifest.split_s3(metadata)[0] if metadata.startswith("s3://") else ""  # a folder needs no client
+    client = s3_for(bucket, s3, public_s3, source_bucket)
     return audit_join.read_expected_metadata(Store(metadata, client), ids, workers)
 
 

@@ -15,7 +15,7 @@ def cmd_manifest(a, cfg: Config, sess) -> int:
         built = manifest.build(cfg.data.source_bucket, read_ids(a))
     else:
         bucket = manifest.split_s3(a.listing)[0]
-        lister = public_s3(cfg, sess) if bucket == cfg.data.source_bucket else aws.client(sess, "s3")
+        lister = aws.s3_for(bucket, aws.client(sess, "s3"), public_s3(cfg, sess), cfg.data.source_bucket)
         built = manifest.from_listing(manifest.list_images(lister, a.listing), a.metadata_prefix)
     if a.out:
         manifest.write(built, a.out)

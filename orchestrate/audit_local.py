@@ -23,7 +23,7 @@ from bincounter.modelcard import ModelCard
 from orchestrate import audit_join, costs, local_mode, local_transform, manifest
 from orchestrate.audit import expected_quantities, report, resolve_inputs
 from orchestrate.audit_join import Store
-from orchestrate.aws import unique_name
+from orchestrate.aws import s3_for, unique_name
 from orchestrate.config import Config, ConfigError
 from orchestrate.progress import Progress
 
@@ -42,7 +42,7 @@ def _photos_folder(a, cfg: Config, clients, tmp: Path) -> Path:
     if not a.metadata and not a.expected:
         a.metadata = inputs.metadata
     photos = inputs.photos
-    client = public_s3 if manifest.split_s3(photos.prefix)[0] == cfg.data.source_bucket else s3
+    client = s3_for(manifest.split_s3(photos.prefix)[0], s3, public_s3, cfg.data.source_bucket)
     log.info("downloading %d photos from %s for the local run", len(photos.keys), photos.prefix)
     return local_transform.materialize(client, photos, tmp / "photos")
 

@@ -53,6 +53,12 @@ def unsigned_s3(sess: boto3.Session, region: str, endpoint_url: str = "") -> Any
     return sess.client("s3", region_name=region, endpoint_url=endpoint_url or None, config=UNSIGNED_CONFIG)
 
 
+def s3_for(bucket: str, signed: Any, public: Any, source_bucket: str) -> Any:
+    """The client that reads ``bucket``: the unsigned one for the public source bucket (no
+    credentials needed there, and it lives in its own region), the signed one for any other."""
+    return public if bucket == source_bucket else signed
+
+
 def unique_name(stack: str, kind: str, limit: int = 63) -> str:
     """``STACK-KIND-YYMMDD-HHMMSS-mmm`` (UTC, sortable) cut to ``limit``, the stack shortened first."""
     now = time.time()
