@@ -25,6 +25,7 @@ the benchmarks and the docs use it too.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -70,8 +71,9 @@ class VerdictRule:
     pooled: Thresholds = Thresholds()
     per_count: tuple[tuple[int, Thresholds], ...] = ()
 
-    @property
+    @cached_property
     def by_count(self) -> dict[int, Thresholds]:
+        # built once per rule: the server and the audit join look a count up for every answer
         return dict(self.per_count)
 
     def for_count(self, expected: int) -> Thresholds:
