@@ -15,7 +15,7 @@ the compute), the same photos, three ways, in one run:
   did not take.
 * ``batch-concurrency``: the container with its defaults, sent MaxConcurrentTransforms
   requests at once (its ``/execution-parameters`` answer, one per worker), as Batch
-  Transform does on an instance (``orchestrate.local_transform.run_attached``).
+  Transform does on an instance (``orchestrate.audit.transform_local.run_attached``).
 
 img/s is photos over the serving window (first to last request in the container's log for
 the SDK runs; the sending loop for the concurrent one); "wall" adds container start and stop.
@@ -68,7 +68,7 @@ def serving_window(log_text: str) -> tuple[int, float]:
 
 
 def run_sdk(image: str, model_dir: Path, photos: Path, env: dict, work: Path) -> dict:
-    from orchestrate.local_transform import local_session, run_local
+    from orchestrate.audit.transform_local import local_session, run_local
 
     out, log = work / "out", io.StringIO()
     with contextlib.redirect_stdout(log):  # the SDK prints the container's log
@@ -80,7 +80,7 @@ def run_sdk(image: str, model_dir: Path, photos: Path, env: dict, work: Path) ->
 
 def run_concurrent(image: str, model_dir: Path, photos: Path, work: Path) -> dict:
     from devtools.local_serve import free_port, wait_for_ping
-    from orchestrate.local_transform import run_attached
+    from orchestrate.audit.transform_local import run_attached
 
     port, network = free_port(), f"bench-audit-{os.getpid()}"
     # a user network: an engine run with --bridge=none (docs/platform.md §5) publishes ports only from one
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bins", type=int, default=ABID_BINS)
     a = p.parse_args(argv)
     if a.hourly_price is None:
-        from orchestrate.config import load
+        from orchestrate.core.config import load
 
         a.hourly_price = load(ROOT / "orchestrate.toml").costs.hourly(a.instance_type)
     if not SAMPLE_IMAGES.is_dir():

@@ -97,8 +97,8 @@ def layout(text: str) -> tuple[int, int, int]:
 
 def report(results: list[Result], card) -> dict:
     """The table, the ratios, the accuracies, the costs and the targets; returns the summary."""
-    from orchestrate.config import load
-    from orchestrate.costs import cost_per_million
+    from orchestrate.core.config import load
+    from orchestrate.core.costs import cost_per_million
 
     base, fp32, int8 = results[0], results[1], results[-1]
     print(f"\nload average after {os.getloadavg()[0]:.2f} (other processes share these cores)")

@@ -1,187 +1,24 @@
-"""``python -m orchestrate``: the command line. Turns flags + config into calls of the
-command modules, with clients made from one boto3 session (injectable for tests)."""
+"""``python -m orchestrate``: the command line. It only parses flags and dispatches: each
+command is a function of its concern's ``commands`` module (``data``, ``training``,
+``endpoint``, ``audit``), called with the flags, the config and one boto3 session
+(injectable for tests). Nothing imports this module but ``__main__``."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import logging
 import os
 import sys
-import tempfile
-from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orchestrate import audit_cli, aws, local_commands
-from orchestrate.images import image_uri
-from orchestrate.config import Config, ConfigError, load
-
-log = logging.getLogger(__name__)
-LOCAL_ROOT = local_commands.LOCAL_ROOT
-
-
-def _echo(text: str) -> None:
-    """Progress lines: rewritten in place on a terminal, one line per update in a log."""
-    if not sys.stderr.isatty():
-        text = text.strip("\r\n") + "\n" if text.strip() else ""
-    sys.stderr.write(text)
-    sys.stderr.flush()
-
-
-def cmd_data(a, cfg: Config, sess) -> int:
-    from orchestrate import data
-
-    d = cfg.data
-    source = aws.unsigned_s3(sess, d.source_region, d.source_endpoint_url)
-    if d.file_list:
-        ids = data.read_file_list(d.file_list)
-    elif d.per_class > 0:
-        ids = data.pick_per_class(source, d.source_bucket, d.per_class, d.workers)
-    else:
-        raise ConfigError("say which bins: data.file_list (--file-list) or data.per_class (--per-class)")
-    log.info("%d bins requested from s3://%s", len(ids), d.source_bucket)
-    channels = data.run(source, aws.client(sess, "s3"), source_bucket=d.source_bucket, ids=ids,
-                        dest=d.local_dir, bucket=cfg.require("aws", "bucket"), prefix=cfg.aws.prefix,
-                        seed=d.seed, fractions=tuple(d.fractions), workers=d.workers, skip_failed=a.skip_failed)
-    for name, uri in channels.items():
-        print(f"{name}\t{uri}")
-    return 0
-
-
-def require_weights(ecr, image: str, hyperparameters: dict) -> None:
-    """Refuse, before anything bills, a job whose image lacks the ImageNet weights it needs."""
-    from orchestrate import image_weights
-
-    image_weights.require_weights(image, image_weights.ecr_image_labels(ecr, image),
-                                  {k: str(v) for k, v in hyperparameters.items()})
-
-
-def cmd_train(a, cfg: Config, sess) -> int:
-    from orchestrate import training
-
-    if a.local:
-        return local_commands.train(a, cfg)
-    ecr = aws.client(sess, "ecr")
-    image = image_uri(cfg, ecr, "training")
-    if a.manifest:  # photos and metadata read in place: the manifest's bucket must be in our region
-        from orchestrate import manifest
-
-        named = manifest.read(aws.client(sess, "s3"), a.manifest)
-        manifest.check_region(named, cfg.data.source_bucket, cfg.data.source_region, cfg.aws.region)
-    plan = training.plan(cfg, image, manifest_uri=a.manifest or "", calibration_uri=a.calibration or "")
-    require_weights(ecr, image, plan.hyperparameters)
-    print(training.train(sess, cfg, plan))
-    return 0
-
-
-def cmd_tune(a, cfg: Config, sess) -> int:
-    from orchestrate import training
-
-    ecr = aws.client(sess, "ecr")
-    image = image_uri(cfg, ecr, "training")
-    if not a.job:
-        require_weights(ecr, image, cfg.train.hyperparameters)
-    name = a.job or training.tune(sess, cfg, image)
-    print(name)
-    if not a.promote:
-        return 0
-    sm = aws.client(sess, "sagemaker")
-    status = aws.Poll(lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-                      ["HyperParameterTuningJobStatus"], done={"Completed"}, failed={"Failed", "Stopped"},
-                      what=f"tuning job {name}", timeout=a.wait_seconds, delay=a.poll_seconds).run(_echo)
-    if status != "Completed":
-        raise RuntimeError(f"tuning job {name} ended {status}: nothing to promote")
-    best, tuned = training.best_hyperparameters(sm, name)
-    log.info("promoting %s's hyperparameters %s", best, tuned)
-    final = training.plan(cfg, image, tuned, kind="final")
-    require_weights(ecr, image, final.hyperparameters)
-    print(training.train(sess, cfg, final))
-    return 0
-
-
-def cmd_deploy(a, cfg: Config, sess) -> int:
-    from orchestrate import deploy
-
-    if a.local:
-        return local_commands.deploy(a, cfg)
-    sm = aws.client(sess, "sagemaker")
-    model_data = a.model_data
-    if not model_data:
-        job, model_data = deploy.latest_model_data(sm, cfg.aws.stack)
-        log.info("deploying the model of %s", job)
-    image = image_uri(cfg, aws.client(sess, "ecr"), "serving")
-    done = deploy.deploy(sm, aws.client(sess, "application-autoscaling"), cfg, image, model_data,
-                         echo=_echo, poll_delay=a.poll_seconds)
-    print(json.dumps(done.__dict__, indent=1))
-    return 0
-
-
-def cmd_invoke(a, cfg: Config, sess) -> int:
-    from orchestrate import deploy
-
-    body = Path(a.image_file).read_bytes()
-    if a.local:
-        return local_commands.invoke(a, cfg, body)
-    ctype, reply = deploy.invoke(aws.client(sess, "sagemaker-runtime"), cfg.deploy.endpoint_name, body,
-                                 a.content_type, a.expected_quantity)
-    print(reply.decode("utf-8", "replace"))
-    return 0
-
-
-def cmd_lambda(a, cfg: Config, sess) -> int:
-    from orchestrate import lambda_fn
-
-    result = lambda_fn.deploy_function(aws.client(sess, "lambda"), aws.client(sess, "iam"), cfg,
-                                       aws.account_id(aws.client(sess, "sts")), cfg.deploy.endpoint_name)
-    print(json.dumps(result.__dict__, indent=1))
-    return 0
-
-
-def cmd_report(a, cfg: Config, sess) -> int:
-    from orchestrate import costs, deploy, report
-
-    sm = aws.client(sess, "sagemaker")
-    if a.transform_job:
-        desc = sm.describe_transform_job(TransformJobName=a.transform_job)
-        doc = report.transform_report(desc, cfg.costs.hourly(desc["TransformResources"]["InstanceType"]))
-    elif a.tuning_job:
-        if a.rules:
-            raise ConfigError("--rules evaluates one training job's tensors: give --training-job, not --tuning-job")
-        doc = report.fetch_tuning(sm, a.tuning_job)
-    else:
-        name = a.training_job or deploy.latest_model_data(sm, cfg.aws.stack)[0]
-        desc = sm.describe_training_job(TrainingJobName=name)
-        doc = report.training_report(desc)
-        doc["verdicts"] = report.verdict_report(aws.client(sess, "s3"), desc)
-        doc["serving_cost"] = {"measured": cfg.costs.measured,
-                               "rows": costs.serving_costs(cfg.costs.hourly_usd, cfg.costs.img_per_s)}
-        if a.rules:
-            # smdebug logs to stdout, which carries the report (--json): its handler is made
-            # on first import, here, so it writes to stderr with the other log lines
-            with (tempfile.TemporaryDirectory(prefix="orchestrate-trial-") as tmp,
-                  contextlib.redirect_stdout(sys.stderr)):
-                doc["evaluated_rules"] = report.evaluate_job_rules(aws.client(sess, "s3"), desc, Path(tmp))
-    print(json.dumps(doc, indent=1, default=str) if a.json else report.render(doc))
-    return 0
-
-
-def cmd_teardown(a, cfg: Config, sess) -> int:
-    from orchestrate import teardown
-
-    clients = [aws.client(sess, s) for s in ("sagemaker", "lambda", "iam", "application-autoscaling")]
-    found = teardown.find(*clients, cfg.aws.stack)
-    for r in found:
-        print(f"{'would delete' if a.dry_run else 'delete'}\t{r.kind}\t{r.name}")
-    if not found:
-        print(f"nothing of stack {cfg.aws.stack!r} to delete")
-    for job in teardown.running_jobs(clients[0], cfg.aws.stack):
-        print(f"still running (not stopped)\t{job.kind}\t{job.name}\t"
-              f"aws sagemaker stop-transform-job --transform-job-name {job.name}")
-    if not a.dry_run:
-        teardown.delete(*clients, found)
-    return 0
+from orchestrate.audit.commands import cmd_audit
+from orchestrate.core import aws
+from orchestrate.core.config import ConfigError, load
+from orchestrate.data.commands import cmd_data, cmd_manifest
+from orchestrate.endpoint.commands import cmd_deploy, cmd_invoke, cmd_lambda, cmd_teardown
+from orchestrate.local.commands import LOCAL_ROOT
+from orchestrate.training.commands import cmd_report, cmd_train, cmd_tune
 
 
 def parser() -> argparse.ArgumentParser:
@@ -251,7 +88,38 @@ def parser() -> argparse.ArgumentParser:
 
     add("lambda", help="create or update the Lambda front door and its role")
 
-    audit_cli.add_parsers(add)
+    s = add("manifest", help="manifest files over the public bucket (or any S3 prefix), read in place")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--file-list", metavar="PATH", help="Udacity file_list.json (bins of the source bucket)")
+    src.add_argument("--ids", metavar="PATH", help="bin ids of the source bucket, one per line")
+    src.add_argument("--listing", metavar="S3URI", help="every photo under s3://bucket/prefix/")
+    s.add_argument("--metadata-prefix", default="", metavar="S3URI",
+                   help="with --listing: where <id>.json are (default: metadata/ beside bin-images/)")
+    s.add_argument("--name", default="abid", help="upload to s3://BUCKET/PREFIX/manifests/NAME/")
+    s.add_argument("--out", metavar="DIR", help="also write the manifests here")
+
+    s = add("audit", help="count every bin photo with one Batch Transform job; the bins to recount")
+    src = s.add_mutually_exclusive_group()
+    src.add_argument("--images", metavar="S3URI|DIR", help="photos under a prefix (with --local also a folder)")
+    src.add_argument("--manifest", metavar="S3URI", help="a manifest of photos")
+    src.add_argument("--file-list", metavar="PATH", help="Udacity file_list.json: its bins, read in place")
+    src.add_argument("--ids", metavar="PATH", help="bin ids of the source bucket, one per line")
+    src.add_argument("--job", help="join an existing transform job's outputs again")
+    exp = s.add_mutually_exclusive_group()
+    exp.add_argument("--metadata", metavar="S3URI|DIR",
+                     help="ABID <id>.json files (default: metadata/ beside bin-images/ or images/)")
+    exp.add_argument("--expected", metavar="CSV", help="bin_id,expected_quantity (a file or s3://)")
+    s.add_argument("--model-data", help="s3://.../model.tar.gz (default: the stack's latest training job's); "
+                                        "with --local a model folder or model.tar.gz")
+    s.add_argument("--instance-type", dest="audit.instance_type", metavar="TYPE")
+    s.add_argument("--instance-count", dest="audit.instance_count", metavar="N")
+    s.add_argument("--out", metavar="DIR", help="audit.csv / audit.md / audit.json here (default: audit/JOB)")
+    s.add_argument("--local", action="store_true",
+                   help="run the transform here with the SageMaker SDK's local mode (Docker)")
+    s.add_argument("--endpoint", metavar="URL", help="with --local: a serving container already running in "
+                                                    "batch mode (compose's audit profile) instead of the SDK's")
+    s.add_argument("--dry-run", action="store_true", help="print the requests, send none")
+    s.add_argument("--poll-seconds", type=float, default=30)
 
     s = add("report", help="status, metrics, cost of a training, tuning or transform job")
     s.add_argument("--training-job", help="default: the stack's latest completed training job")
@@ -267,8 +135,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy, "invoke": cmd_invoke,
-            "lambda": cmd_lambda, "report": cmd_report, "teardown": cmd_teardown, **audit_cli.COMMANDS}
+COMMANDS = {"data": cmd_data, "manifest": cmd_manifest, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy,
+            "invoke": cmd_invoke, "lambda": cmd_lambda, "audit": cmd_audit, "report": cmd_report,
+            "teardown": cmd_teardown}
 
 
 def main(argv: list[str] | None = None, session=None) -> int:

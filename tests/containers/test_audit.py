@@ -15,7 +15,9 @@ import pytest
 from aws_helpers import ROLE_ARN
 from container_helpers import ROOT, docker
 
-from orchestrate import cli, local_transform, manifest
+from orchestrate import cli
+from orchestrate.audit import transform_local
+from orchestrate.data import manifest
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -79,8 +81,8 @@ def test_a_local_run_writes_into_moto_s3_and_audit_joins_it(aws, serving_image, 
     output = aws.client("sagemaker").describe_transform_job(TransformJobName=name)["TransformOutput"]["S3OutputPath"]
     # the SDK's local mode reads the photos from moto's S3 and writes its outputs there
     # local mode's session has dummy keys; AWS_ENDPOINT_URL (moto) reaches its S3 clients too
-    sess = local_transform.local_session("us-east-1", container_root=tmp_path / "work")
-    run = local_transform.run_local(sess, job="local-into-s3", image=serving_image, model_dir=trained_model,
+    sess = transform_local.local_session("us-east-1", container_root=tmp_path / "work")
+    run = transform_local.run_local(sess, job="local-into-s3", image=serving_image, model_dir=trained_model,
                                     input_uri="s3://photos/zone-a/bin-images/", output_uri=output)
     assert run.output_uri == f"{output.rstrip('/')}/local-into-s3/"  # the SDK appends the job name
     written = manifest.list_images(s3, "s3://photos/zone-a/bin-images/")

@@ -21,7 +21,7 @@ from container_helpers import IMAGE_TAG, ROOT, docker
 
 from bincounter.modelcard import ModelCard
 from devtools.local_serve import free_port
-from orchestrate.local_mode import sdk_session
+from orchestrate.local.sdk import sdk_session
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 

@@ -18,7 +18,7 @@ from aws_helpers import REGION, ROLE_ARN
 @pytest.fixture
 def make_cfg(tmp_path):
     """A Config for a test stack, with overrides as ``section.key=value`` strings."""
-    from orchestrate.config import load
+    from orchestrate.core.config import load
 
     def make(*overrides: str, stack: str = "t1"):
         return load(None, env={}, overrides=[f"aws.role_arn={ROLE_ARN}", "aws.bucket=models",

@@ -15,9 +15,12 @@ from aws_helpers import ROLE_ARN
 from bincounter.guarantees import miss_lines
 from bincounter.modelcard import ModelCard
 from devtools.local_serve import start_serve, stop
-from orchestrate import cli, local_transform, manifest
-from orchestrate.aws import MANAGED_BY_KEY, STACK_KEY
-from orchestrate.config import ConfigError
+from orchestrate import cli
+from orchestrate.audit import transform_local
+from orchestrate.core.store import split_s3
+from orchestrate.data import manifest
+from orchestrate.core.aws import MANAGED_BY_KEY, STACK_KEY
+from orchestrate.core.config import ConfigError
 
 pytestmark = pytest.mark.slow  # a moto server per session, the session's trained model
 
@@ -54,7 +57,7 @@ def bins(aws, source_bucket, trained_model) -> dict[str, bytes]:
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name in ("model.onnx", "model.json"):
             tar.add(trained_model / name, arcname=name)
-    bucket, key = manifest.split_s3(MODEL_DATA)
+    bucket, key = split_s3(MODEL_DATA)
     s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
     aws.api_calls.clear()
     return {**source_bucket, **extra}
@@ -140,16 +143,16 @@ def test_outputs_a_local_run_wrote_into_s3_are_joined_into_the_report(aws, bins,
     name, output = job["TransformJobName"], job["TransformOutput"]["S3OutputPath"]
     # the local run: the real server in batch mode, driven as Batch Transform drives it
     s3 = aws.client("s3")
-    photos = local_transform.top_level_photos(local_transform.materialize(
+    photos = transform_local.top_level_photos(transform_local.materialize(
         s3, manifest.list_images(s3, "s3://aft-vbi-pds/bin-images/"), tmp_path / "photos"))
     with open(tmp_path / "serve.log", "wb") as log:
         proc, url = start_serve(trained_model, log, SAGEMAKER_BATCH="true")
         try:
-            run = local_transform.run_attached(url, photos, tmp_path / "outputs")
+            run = transform_local.run_attached(url, photos, tmp_path / "outputs")
         finally:
             stop(proc)
     assert run.description["TransformJobStatus"] == "Completed"  # batch mode answered every photo with a 200
-    bucket, prefix = manifest.split_s3(output)
+    bucket, prefix = split_s3(output)
     for out in (tmp_path / "outputs").iterdir():  # under a subfolder, as the service may place them
         s3.upload_file(str(out), bucket, f"{prefix}bin-images/{out.name}")
 
@@ -209,19 +212,30 @@ def test_report_and_teardown_know_the_audits_job_and_model(aws, bins, tmp_path, 
 
 
 def test_a_local_audit_of_s3_photos_downloads_what_a_cloud_audit_would_read(aws, bins, make_cfg, tmp_path):
-    from argparse import Namespace
-
-    from orchestrate import audit_local
-    from orchestrate.audit_cli import public_s3
+    from orchestrate.audit import inputs, run_local
+    from orchestrate.core.aws import S3Clients
 
     cfg = make_cfg()
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("00017\n00004\n")
-    a = Namespace(images=None, manifest=None, file_list=None, ids=str(ids_file), metadata=None, expected=None)
-    folder = audit_local._photos_folder(a, cfg, lambda: (aws.client("s3"), public_s3(cfg, aws)), tmp_path)
+    clients = S3Clients.of_session(aws, cfg.data.source_bucket, cfg.data.source_region)
+    req = inputs.Request(ids=str(ids_file), local=True, model_data="model.tar.gz")
+    photos = inputs.resolve(req, cfg, clients)
+    assert photos.metadata == "s3://aft-vbi-pds/metadata/"  # read in place, as the cloud audit's join does
+    folder = run_local.photos_folder(photos, clients, tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == ["00004.jpg", "00017.jpg"]
     assert (folder / "00017.jpg").read_bytes() == bins["bin-images/00017.jpg"]
-    assert a.metadata == "s3://aft-vbi-pds/metadata/"  # read in place, as the cloud audit's join does
+    assert req == inputs.Request(ids=str(ids_file), local=True, model_data="model.tar.gz")  # nothing written back
+
+    def no_client():
+        pytest.fail("no S3 client is needed")
+
+    offline = S3Clients(no_client, no_client, cfg.data.source_bucket)
     with pytest.raises(ConfigError, match="--images DIR"):
-        audit_local._photos_folder(Namespace(images=None, manifest=None, file_list=None, ids=None),
-                                   cfg, lambda: pytest.fail("no client is needed"), tmp_path)
+        inputs.resolve(inputs.Request(local=True, model_data="m"), cfg, offline)
+    local = tmp_path / "zone" / "images"
+    local.mkdir(parents=True)
+    (tmp_path / "zone" / "metadata").mkdir()
+    photos = inputs.resolve(inputs.Request(images=str(local), local=True, model_data="m"), cfg, offline)
+    assert run_local.photos_folder(photos, offline, tmp_path) == local
+    assert photos.metadata == str(tmp_path / "zone" / "metadata")  # ABID's layout: images/ beside metadata/

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrate.config import Config, ConfigError, load
+from orchestrate.core.config import Config, ConfigError, load
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "orchestrate.toml"
 
@@ -66,8 +66,8 @@ def test_help_lists_every_command_and_importing_every_module_pulls_in_no_torch()
                          text=True, check=True).stdout
     for command in ("data", "train", "tune", "deploy", "invoke", "lambda", "report", "teardown"):
         assert f"    {command} " in out
-    probe = ("import sys, orchestrate.cli, orchestrate.data, orchestrate.training, orchestrate.deploy, "
-             "orchestrate.lambda_fn, orchestrate.report, orchestrate.teardown; print('torch' in sys.modules)")
+    probe = ("import sys, orchestrate.cli, orchestrate.data.download, orchestrate.training.jobs, orchestrate.endpoint.deploy, "
+             "orchestrate.endpoint.lambda_fn, orchestrate.training.report, orchestrate.endpoint.teardown; print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
 

@@ -16,7 +16,8 @@ from botocore.config import Config
 from PIL import Image
 
 from bincounter.split import stratified_split
-from orchestrate import cli, data
+from orchestrate import cli
+from orchestrate.data import download
 
 pytestmark = pytest.mark.slow  # a moto server per session
 
@@ -159,22 +160,7 @@ def test_per_class_picking_parses_labels_with_the_core_parser(aws, source_bucket
         s3.put_object(Bucket="aft-vbi-pds", Key=key, Body=f'{{"EXPECTED_QUANTITY": {qty}}}'.encode(),
                       ACL="public-read")
     source = boto3.client("s3", config=Config(signature_version=UNSIGNED))
-    picked = data.pick_per_class(source, "aft-vbi-pds", per_class=1000, workers=4)
+    picked = download.pick_per_class(source, "aft-vbi-pds", per_class=1000, workers=4)
     assert "zz-true" not in picked and "zz-text" not in picked
     assert len(picked) == 100  # the seeded bins of counts 1..5
     assert "zz-true.json: EXPECTED_QUANTITY is not a count: True" in caplog.text
-
-
-def test_file_list_entries_that_are_not_metadata_paths_are_refused_by_name(tmp_path):
-    bad = tmp_path / "list.json"
-    bad.write_text(json.dumps({"1": ["data/metadata/00004.json", "data/images/00005.jpg"]}))
-    with pytest.raises(data.DataError, match=r"1 entries .*'data/images/00005.jpg'"):
-        data.read_file_list(bad)
-
-
-def test_the_udacity_file_list_reads_as_10441_ids(tmp_path):
-    udacity = ROOT.parent / "shared" / "data" / "udacity_file_list.json"
-    if not udacity.is_file():
-        pytest.skip(f"{udacity} not found (it lives in ../shared)")
-    ids = data.read_file_list(udacity)
-    assert len(ids) == 10441 and "100313" in ids and "1000" in ids

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrate import cli, training
-from orchestrate.aws import MANAGED_BY_KEY, STACK_KEY
+from orchestrate import cli
+from orchestrate.training import jobs
+from orchestrate.core.aws import MANAGED_BY_KEY, STACK_KEY
 
 pytestmark = pytest.mark.slow  # a moto server per session
 
@@ -31,7 +32,7 @@ def _config(tmp_path: Path, stack: str = "t1", extra: str = "") -> str:
 
 def _trained(aws, make_cfg, stack: str = "t1") -> str:
     cfg = make_cfg(stack=stack)
-    name = training.train(aws, cfg, training.plan(cfg, TRAIN_IMAGE))
+    name = jobs.train(aws, cfg, jobs.plan(cfg, TRAIN_IMAGE))
     return aws.client("sagemaker").describe_training_job(TrainingJobName=name)["ModelArtifacts"]["S3ModelArtifacts"]
 
 

@@ -1,5 +1,7 @@
-"""orchestrate's import graph: cli.py only parses and dispatches, so nothing but __main__
-imports it, and no module reaches itself through its imports (function-level ones too)."""
+"""orchestrate's layout: subpackages by concern (core/, data/, training/, endpoint/,
+audit/, local/); cli.py only parses and dispatches, so nothing but __main__ imports it; no
+module reaches itself through its imports (function-level ones too); core/ imports no
+other concern; and every module stays small."""
 
 from __future__ import annotations
 
@@ -7,27 +9,47 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "orchestrate"
+CONCERNS = {"core", "data", "training", "endpoint", "audit", "local"}
+
+
+def name(path: Path) -> str:
+    """``orchestrate/audit/join.py`` -> ``orchestrate.audit.join``."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def imports() -> dict[str, set[str]]:
     """module -> the orchestrate modules it imports, anywhere in its source."""
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    modules = {name(p) for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {}
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         found = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == "orchestrate":
-                found |= {a.name for a in node.names if a.name in modules}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("orchestrate."):
-                found.add(node.module.split(".")[1])
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("orchestrate"):
+                for a in node.names:  # `from orchestrate.audit import join` names a module
+                    found.add(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module)
             elif isinstance(node, ast.Import):
-                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("orchestrate.")}
-        graph[path.stem] = found - {path.stem}
+                found |= {a.name for a in node.names if a.name.startswith("orchestrate")}
+        graph[name(path)] = found - {name(path)}
     return graph
 
 
+def test_commands_live_in_subpackages_by_concern():
+    top = {p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
+    assert top == {"__init__.py", "__main__.py", "cli.py"} | CONCERNS
+    for concern in CONCERNS - {"core"}:
+        assert (PACKAGE / concern / "commands.py").is_file() or concern == "local", concern
+
+
 def test_nothing_but_main_imports_the_cli():
-    assert {m for m, deps in imports().items() if "cli" in deps} == {"__main__"}
+    assert {m for m, deps in imports().items() if "orchestrate.cli" in deps} == {"orchestrate.__main__"}
+
+
+def test_core_imports_no_other_concern():
+    graph = imports()
+    outside = {m: sorted(d for d in deps if not d.startswith("orchestrate.core"))
+               for m, deps in graph.items() if m.startswith("orchestrate.core")}
+    assert not any(outside.values()), outside
 
 
 def test_no_module_imports_itself_through_others():
@@ -44,3 +66,8 @@ def test_no_module_imports_itself_through_others():
 
     cycles = sorted(m for m in graph if m in reach(m))
     assert not cycles, f"import cycles through {cycles}"
+
+
+def test_no_module_is_over_300_lines():
+    long = {name(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
+    assert not long, long

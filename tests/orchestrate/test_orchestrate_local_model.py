@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from orchestrate.config import ConfigError
-from orchestrate.local_mode import model_dir
+from orchestrate.core.config import ConfigError
+from orchestrate.local.sdk import model_dir
 
 
 def test_a_model_folder_is_copied_without_tarballs_or_torch_weights(tmp_path):

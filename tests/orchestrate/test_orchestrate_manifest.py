@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrate import cli, manifest
-from orchestrate.data import read_file_list
+from orchestrate import cli
+from orchestrate.data import manifest
+from orchestrate.core.ids import read_file_list
 
 pytestmark = pytest.mark.slow  # a moto server per session
 
@@ -59,16 +60,6 @@ def test_a_listing_of_the_public_prefix_gives_images_and_their_metadata(aws, sou
     assert list(got["metadata"].keys) == [k.replace(".jpg", ".json") for k in images]
     assert got["metadata"].prefix == "s3://aft-vbi-pds/metadata/"
     assert "training" not in got
-
-
-def test_an_id_list_names_each_bin_once_and_refuses_what_is_not_an_id(tmp_path):
-    good = tmp_path / "ids.txt"
-    good.write_text("# zone A\n00017\n\n00004\n00017\n")
-    assert manifest.read_id_list(good) == ["00004", "00017"]
-    bad = tmp_path / "bad.txt"
-    bad.write_text("00004\n../../etc/passwd\n")
-    with pytest.raises(manifest.ManifestError, match="not bin ids"):
-        manifest.read_id_list(bad)
 
 
 @pytest.mark.parametrize("text, words", [

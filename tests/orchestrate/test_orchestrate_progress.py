@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from orchestrate.progress import Progress
+from orchestrate.core.progress import Progress
 
 
 def test_a_jump_over_step_boundaries_is_printed_and_the_end_once():
@@ -27,7 +27,7 @@ def test_one_at_a_time_prints_each_tenth():
 
 
 def test_an_audit_counts_its_outputs_every_poll_until_that_would_cost_more_than_the_list_budget():
-    from orchestrate.audit import LIST_REQUESTS_PER_HOUR, count_interval
+    from orchestrate.audit.run_cloud import LIST_REQUESTS_PER_HOUR, count_interval
 
     assert count_interval(1_000, poll=30) == 30  # one LIST a count: every poll
     whole_bucket = count_interval(535_234, poll=30)  # 536 LISTs a count

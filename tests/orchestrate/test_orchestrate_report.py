@@ -8,8 +8,11 @@ import tarfile
 import pytest
 
 from bincounter.preprocess import PreprocessSpec
-from orchestrate import cli, costs, report, training
-from orchestrate.manifest import split_s3
+from orchestrate import cli
+from orchestrate.core import costs
+from orchestrate.training import report
+from orchestrate.training import jobs
+from orchestrate.core.store import split_s3
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bincounter-training:1.0"
 
@@ -39,7 +42,7 @@ def test_serving_costs_price_every_measured_model_of_a_priced_instance_type():
 @pytest.mark.slow
 def test_report_of_a_training_job_shows_status_metrics_spot_saving_and_rule_results(aws, make_cfg):
     cfg = make_cfg()
-    name = training.train(aws, cfg, training.plan(cfg, IMAGE))
+    name = jobs.train(aws, cfg, jobs.plan(cfg, IMAGE))
     desc = aws.client("sagemaker").describe_training_job(TrainingJobName=name)
     # moto runs nothing, so it reports no times and no rule results: add what SageMaker would.
     desc.update(TrainingTimeInSeconds=1921, BillableTimeInSeconds=714,
@@ -57,7 +60,7 @@ def test_report_of_a_training_job_shows_status_metrics_spot_saving_and_rule_resu
 @pytest.mark.slow
 def test_report_command_says_n_a_while_sagemaker_has_reported_no_times(aws, make_cfg, tmp_path, capsys):
     cfg = make_cfg()
-    name = training.train(aws, cfg, training.plan(cfg, IMAGE))
+    name = jobs.train(aws, cfg, jobs.plan(cfg, IMAGE))
     config = tmp_path / "o.toml"
     config.write_text('[aws]\nstack = "t1"\n[costs]\nhourly_usd = {"ml.m5.large" = 0.115}\n'
                       'img_per_s = {"ml.m5.large" = {fp32 = 50.0, int8 = 144.0}}\nmeasured = "here"\n')
@@ -72,7 +75,7 @@ def test_report_command_says_n_a_while_sagemaker_has_reported_no_times(aws, make
 @pytest.mark.slow
 def test_tuning_report_lists_every_job_best_first(aws, make_cfg):
     cfg = make_cfg()
-    name = training.tune(aws, cfg, IMAGE)
+    name = jobs.tune(aws, cfg, IMAGE)
     desc = aws.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
 
     def job(n, value, **hps):
@@ -82,8 +85,8 @@ def test_tuning_report_lists_every_job_best_first(aws, make_cfg):
                 "TunedHyperParameters": hps, **metric}
 
     # moto has no ListTrainingJobsForHyperParameterTuningJob: the jobs come in that reply's shape.
-    jobs = [job("j1", 0.31, lr="0.002"), job("j2", None, lr="0.09"), job("j3", 0.48, lr="0.01")]
-    doc = report.tuning_report(desc, jobs)
+    listed = [job("j1", 0.31, lr="0.002"), job("j2", None, lr="0.09"), job("j3", 0.48, lr="0.01")]
+    doc = report.tuning_report(desc, listed)
     assert doc["objective"] == "validation:accuracy (Maximize)"
     assert [r["training_job"] for r in doc["jobs"]] == ["j3", "j1", "j2"]
     lines = report.render(doc).splitlines()
@@ -95,7 +98,7 @@ def test_tuning_report_lists_every_job_best_first(aws, make_cfg):
 def test_a_request_botocore_rejects_is_an_error_naming_the_parameter_and_is_not_sent(aws, make_cfg, tmp_path,
                                                                                        capsys):
     cfg = make_cfg()
-    training.train(aws, cfg, training.plan(cfg, IMAGE))
+    jobs.train(aws, cfg, jobs.plan(cfg, IMAGE))
     config = tmp_path / "o.toml"
     config.write_text('[aws]\nrole_arn = "arn:aws:iam::123456789012:role/sm"\nstack = "t1"\n'
                       '[images]\nserving_image = "x"\n[deploy]\ninstance_count = 0\n')
@@ -108,7 +111,7 @@ def test_a_request_botocore_rejects_is_an_error_naming_the_parameter_and_is_not_
 @pytest.mark.slow
 def test_report_of_a_training_job_flags_every_expected_count_above_its_target(aws, make_cfg, tmp_path, capsys):
     cfg = make_cfg()
-    name = training.train(aws, cfg, training.plan(cfg, IMAGE))
+    name = jobs.train(aws, cfg, jobs.plan(cfg, IMAGE))
     desc = aws.client("sagemaker").describe_training_job(TrainingJobName=name)
     per = {str(c): {"false_match_rate": 0.0, "false_match_n": 700, "false_mismatch_rate": 0.01,
                     "false_mismatch_n": 400, "auto_share": 0.1} for c in range(1, 6)}

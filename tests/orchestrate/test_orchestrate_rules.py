@@ -14,7 +14,9 @@ import boto3
 import pytest
 
 from bincounter.training.rules import RULES, evaluate_rules
-from orchestrate import cli, report, training
+from orchestrate import cli
+from orchestrate.training import report
+from orchestrate.training import jobs
 from toolkit_helpers import ROOT
 
 # smdebug's generated protobuf code is deprecated by protobuf 5+; not ours to fix
@@ -27,7 +29,7 @@ def _job(aws, make_cfg, *overrides: str) -> dict:
     """A training job made by ``orchestrate train`` in moto (it stores the DebugHookConfig), described."""
     boto3.client("s3").create_bucket(Bucket="models")  # seeded by a client that is not recorded
     cfg = make_cfg(*overrides)
-    name = training.train(aws, cfg, training.plan(cfg, IMAGE))
+    name = jobs.train(aws, cfg, jobs.plan(cfg, IMAGE))
     return aws.client("sagemaker").describe_training_job(TrainingJobName=name)
 
 

@@ -10,8 +10,9 @@ from sagemaker_training import mapping
 from bincounter.training.debugger import COLLECTIONS, HOOK_PARAMETERS
 from bincounter.training.hyperparameters import PARAMS, Hyperparameters
 from bincounter.training.metriclog import METRIC_DEFINITIONS
-from orchestrate import cli, training
-from orchestrate.aws import MANAGED_BY_KEY, STACK_KEY
+from orchestrate import cli
+from orchestrate.training import jobs
+from orchestrate.core.aws import MANAGED_BY_KEY, STACK_KEY
 
 pytestmark = pytest.mark.slow  # a moto server per session
 
@@ -32,7 +33,7 @@ def _tags(sm, arn: str) -> dict[str, str]:
 
 def test_train_creates_a_spot_job_with_our_image_hyperparameters_channels_checkpoints_and_hook(aws, make_cfg):
     cfg = make_cfg()
-    name = training.train(aws, cfg, training.plan(cfg, IMAGE, {"epochs": 2}))
+    name = jobs.train(aws, cfg, jobs.plan(cfg, IMAGE, {"epochs": 2}))
     sm = aws.client("sagemaker")
     job = sm.describe_training_job(TrainingJobName=name)
     assert job["AlgorithmSpecification"]["TrainingImage"] == IMAGE
@@ -62,7 +63,7 @@ def test_a_default_changed_in_the_training_contract_is_what_the_cloud_job_runs(a
     monkeypatch.setitem(PARAMS, "epochs", replace(PARAMS["epochs"], default=7))
     monkeypatch.setitem(PARAMS, "lr", replace(PARAMS["lr"], default=0.123))
     cfg = make_cfg("train.hyperparameters.lr=0.05")
-    name = training.train(aws, cfg, training.plan(cfg, IMAGE))
+    name = jobs.train(aws, cfg, jobs.plan(cfg, IMAGE))
     sent = aws.client("sagemaker").describe_training_job(TrainingJobName=name)["HyperParameters"]
     assert sent == {"lr": "0.05"}
     # the toolkit turns the job's hyperparameters into train.py's flags, which the contract parses
@@ -73,7 +74,7 @@ def test_a_default_changed_in_the_training_contract_is_what_the_cloud_job_runs(a
 def test_train_on_demand_has_no_spot_wait_or_checkpoints(aws, make_cfg):
     cfg = make_cfg("train.spot=false", "train.instance_count=2", "train.debug_hook=false")
     job = aws.client("sagemaker").describe_training_job(
-        TrainingJobName=training.train(aws, cfg, training.plan(cfg, IMAGE)))
+        TrainingJobName=jobs.train(aws, cfg, jobs.plan(cfg, IMAGE)))
     assert job["EnableManagedSpotTraining"] is False
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
     assert "CheckpointConfig" not in job and "DebugHookConfig" not in job
@@ -82,7 +83,7 @@ def test_train_on_demand_has_no_spot_wait_or_checkpoints(aws, make_cfg):
 
 def test_debugger_rules_are_sent_only_when_enabled(aws, make_cfg):
     cfg = make_cfg("train.debugger_rules=true")
-    training.train(aws, cfg, training.plan(cfg, IMAGE))
+    jobs.train(aws, cfg, jobs.plan(cfg, IMAGE))
     # moto drops ProfilerConfig / profiler rules, so check the request that was sent.
     sent = _request(aws, "CreateTrainingJob")
     rule, = sent["DebugRuleConfigurations"]
@@ -96,7 +97,7 @@ def test_debugger_rules_are_sent_only_when_enabled(aws, make_cfg):
 
 def test_tune_searches_exactly_the_seed_ranges_for_validation_accuracy(aws, make_cfg):
     cfg = make_cfg("tune.max_jobs=6", "tune.max_parallel_jobs=3")
-    name = training.tune(aws, cfg, IMAGE)
+    name = jobs.tune(aws, cfg, IMAGE)
     sm = aws.client("sagemaker")
     desc = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     config = desc["HyperParameterTuningJobConfig"]
@@ -140,7 +141,7 @@ def test_tune_promote_trains_the_best_jobs_hyperparameters_with_the_image_from_e
 
 def test_train_reads_one_training_channel_from_a_manifest_over_the_public_bucket(aws, capsys,
                                                                                 push_training_image):
-    from orchestrate import manifest
+    from orchestrate.data import manifest
 
     image = push_training_image({"bincounter.pretrained-weights": "1",
                                  "bincounter.pretrained-archs": "resnet50 resnet18"})
@@ -162,9 +163,9 @@ def test_train_reads_one_training_channel_from_a_manifest_over_the_public_bucket
 
 def test_a_calibration_prefix_becomes_its_own_channel_beside_a_manifest(aws, make_cfg):
     cfg = make_cfg()
-    plan = training.plan(cfg, IMAGE, manifest_uri="s3://models/exp1/train.manifest",
+    plan = jobs.plan(cfg, IMAGE, manifest_uri="s3://models/exp1/train.manifest",
                          calibration_uri="s3://models/exp1/recounted/")
-    job = aws.client("sagemaker").describe_training_job(TrainingJobName=training.train(aws, cfg, plan))
+    job = aws.client("sagemaker").describe_training_job(TrainingJobName=jobs.train(aws, cfg, plan))
     sources = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in job["InputDataConfig"]}
     assert {name: (s["S3Uri"], s["S3DataType"]) for name, s in sources.items()} == {
         "training": ("s3://models/exp1/train.manifest", "ManifestFile"),

@@ -8,8 +8,8 @@ import pytest
 from aws_helpers import ROLE_ARN, ops
 
 from orchestrate import cli
-from orchestrate.config import ConfigError
-from orchestrate.image_weights import needed_arch, parse_ecr_uri
+from orchestrate.core.config import ConfigError
+from orchestrate.training.image_weights import needed_arch, parse_ecr_uri
 
 pytestmark = pytest.mark.slow  # a moto server per session
 

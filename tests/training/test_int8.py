@@ -153,7 +153,7 @@ def test_the_report_shows_fp32_against_int8_with_the_decision(quantized_model):
 
 @pytest.mark.slow
 def test_the_rates_a_card_states_are_those_of_the_graph_it_names(quantized_model, int8_model):
-    from orchestrate.audit_report import operating_point
+    from orchestrate.audit.report import operating_point
 
     fp32, int8 = ModelCard.read(quantized_model), ModelCard.read(int8_model)
     assert fp32.served_test_point() == fp32.operating_point["measured"]["test"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bincounter.guarantees import miss_lines
 from bincounter.modelcard import ModelCard
-from orchestrate.audit_join import ALL_VERDICTS, FAILED, NO_EXPECTED, NOT_VERIFIABLE, Row
-from orchestrate.costs import Cost
+from orchestrate.audit.join import ALL_VERDICTS, FAILED, NO_EXPECTED, NOT_VERIFIABLE, Row, Transformed
+from orchestrate.core.costs import Cost
 
 CSV_COLUMNS = ("bin_id", "expected", "counted", "match_probability", "verdict", "error")
 LABELS = {"match": "match", "review": "review (a person looks)", "mismatch": "mismatch (recount)",
@@ -147,3 +147,11 @@ def summary(rows: list[Row], cost: Cost | None, paths: dict[str, Path]) -> str:
         lines.append(f"cost: {cost.line()}")
     lines.append(f"report: {paths['md']}  rows: {paths['csv']}")
     return "\n".join(lines)
+
+
+def report(rows: list[Row], done: Transformed, limit: int) -> dict[str, Path]:
+    """The audit's last step: audit.csv / audit.md / audit.json into ``done.out``, and the
+    summary printed."""
+    paths = write(rows, done.out, done.title, list(done.facts), done.card, done.cost, limit)
+    print(summary(rows, done.cost, paths))
+    return paths

@@ -38,3 +38,11 @@ class Progress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def echo(text: str) -> None:
+    """Progress lines of a poll: rewritten in place on a terminal, one line per update in a log."""
+    if not sys.stderr.isatty():
+        text = text.strip("\r\n") + "\n" if text.strip() else ""
+    sys.stderr.write(text)
+    sys.stderr.flush()

@@ -28,8 +28,8 @@ from sagemaker.train.tuner import HyperparameterTuner
 from bincounter.training.debugger import hook_config
 from bincounter.training.environment import Layout
 from bincounter.training.metriclog import METRIC_DEFINITIONS, OBJECTIVE_METRIC
-from orchestrate.aws import tags, unique_name
-from orchestrate.config import Config
+from orchestrate.core.aws import tags, unique_name
+from orchestrate.core.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrate.config import Config, ConfigError
+from orchestrate.core.config import Config, ConfigError
 
 
 def image_uri(cfg: Config, ecr, which: str) -> str:

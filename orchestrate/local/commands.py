@@ -10,9 +10,11 @@ import logging
 import sys
 from pathlib import Path
 
-from orchestrate import aws, image_weights, local_mode
-from orchestrate.config import Config, ConfigError
-from orchestrate.images import local_image
+from orchestrate.core import aws
+from orchestrate.training import image_weights
+from orchestrate.local import sdk
+from orchestrate.core.config import Config, ConfigError
+from orchestrate.core.images import local_image
 
 log = logging.getLogger(__name__)
 # one folder per job or endpoint under here (build/ is git-ignored)
@@ -37,9 +39,9 @@ def train(a, cfg: Config) -> int:
     root = Path(a.local_root).resolve() / job
     log.info("local training job %s: %s on %s, SDK local mode under %s", job, image, data, root)
     try:
-        print(local_mode.train(image, data, hps, root, cfg.aws.region, job, channels))
-    except local_mode.LocalJobStopped as exc:
-        reason = local_mode.failure_reason(root)
+        print(sdk.train(image, data, hps, root, cfg.aws.region, job, channels))
+    except sdk.LocalJobStopped as exc:
+        reason = sdk.failure_reason(root)
         print(f"orchestrate train --local: {exc}; the container stopped"
               + (f": {reason}" if reason else ""), file=sys.stderr)
         return exc.exit_code
@@ -63,14 +65,14 @@ def deploy(a, cfg: Config) -> int:
               f"(SDK local mode, model {model}); stop it with Ctrl-C or SIGTERM", flush=True)
 
     try:
-        local_mode.serve(local_image(cfg, "serving"), model, root, cfg.aws.region, a.port, on_ready=ready)
-    except local_mode.LocalJobStopped as exc:
-        print(f"endpoint {local_mode.ENDPOINT} {exc}: container stopped", file=sys.stderr)
+        sdk.serve(local_image(cfg, "serving"), model, root, cfg.aws.region, a.port, on_ready=ready)
+    except sdk.LocalJobStopped as exc:
+        print(f"endpoint {sdk.ENDPOINT} {exc}: container stopped", file=sys.stderr)
     return 0
 
 
 def invoke(a, cfg: Config, body: bytes) -> int:
     """``orchestrate invoke --local``: through the SDK's local runtime client."""
-    status, reply = local_mode.invoke(body, a.content_type, a.port, cfg.aws.region, a.expected_quantity)
+    status, reply = sdk.invoke(body, a.content_type, a.port, cfg.aws.region, a.expected_quantity)
     print(reply.decode("utf-8", "replace"))
     return 0 if status == 200 else 1

@@ -54,8 +54,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from orchestrate.local_mode import remove_containers, sdk_session, stoppable
-from orchestrate.manifest import IMAGE_SUFFIXES, Manifest, split_s3
+from orchestrate.local.sdk import remove_containers, sdk_session, stoppable
+from orchestrate.core.store import split_s3
+from orchestrate.data.manifest import IMAGE_SUFFIXES, Manifest
 
 log = logging.getLogger(__name__)
 

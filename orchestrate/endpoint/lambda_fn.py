@@ -17,8 +17,8 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from orchestrate.aws import ROLE_PATH, tags
-from orchestrate.config import Config, ConfigError
+from orchestrate.core.aws import ROLE_PATH, tags
+from orchestrate.core.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import urllib.request
 from typing import Callable
 
 from bincounter.training.hyperparameters import HyperparameterError, get_args_parser
-from orchestrate.config import ConfigError
+from orchestrate.core.config import ConfigError
 
 WEIGHTS_LABEL = "bincounter.pretrained-weights"
 ARCHS_LABEL = "bincounter.pretrained-archs"

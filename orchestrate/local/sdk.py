@@ -34,7 +34,7 @@ from pathlib import Path
 
 import boto3
 
-from orchestrate.config import ConfigError
+from orchestrate.core.config import ConfigError
 
 log = logging.getLogger(__name__)
 # the SDK's config schema; only the telemetry switch is set

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable
 
 import boto3
@@ -53,10 +54,37 @@ def unsigned_s3(sess: boto3.Session, region: str, endpoint_url: str = "") -> Any
     return sess.client("s3", region_name=region, endpoint_url=endpoint_url or None, config=UNSIGNED_CONFIG)
 
 
-def s3_for(bucket: str, signed: Any, public: Any, source_bucket: str) -> Any:
-    """The client that reads ``bucket``: the unsigned one for the public source bucket (no
-    credentials needed there, and it lives in its own region), the signed one for any other."""
-    return public if bucket == source_bucket else signed
+class S3Clients:
+    """The one owner of which S3 client reads a bucket: the unsigned one for the public source
+    bucket (no credentials needed there, and it lives in its own region), the signed one for
+    any other. Each is made on first use: making one looks for credentials (IMDS included),
+    which a command on local folders never needs."""
+
+    def __init__(self, signed: Callable[[], Any], public: Callable[[], Any], source_bucket: str):
+        self._make_signed, self._make_public, self.source_bucket = signed, public, source_bucket
+
+    @classmethod
+    def of_session(cls, sess: boto3.Session, source_bucket: str, source_region: str,
+                   source_endpoint_url: str = "") -> "S3Clients":
+        return cls(lambda: client(sess, "s3"), lambda: unsigned_s3(sess, source_region, source_endpoint_url),
+                   source_bucket)
+
+    @cached_property
+    def signed(self) -> Any:
+        return self._make_signed()
+
+    @cached_property
+    def public(self) -> Any:
+        return self._make_public()
+
+    def for_bucket(self, bucket: str) -> Any:
+        return self.public if bucket == self.source_bucket else self.signed
+
+    def for_uri(self, uri: str) -> Any:
+        """The client that reads ``s3://bucket/...``."""
+        if not uri.startswith("s3://"):
+            raise ValueError(f"{uri!r} is not an s3:// URI")
+        return self.for_bucket(uri[5:].split("/", 1)[0])
 
 
 def unique_name(stack: str, kind: str, limit: int = 63) -> str:

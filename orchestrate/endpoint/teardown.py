@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from orchestrate.aws import ROLE_PATH, is_ours
-from orchestrate.deploy import SCALABLE_DIMENSION
+from orchestrate.core.aws import ROLE_PATH, is_ours
+from orchestrate.endpoint.deploy import SCALABLE_DIMENSION
 
 log = logging.getLogger(__name__)
 

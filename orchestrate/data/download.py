@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +24,15 @@ from botocore.exceptions import ClientError
 from bincounter.labels import DEFAULT_RANGE
 from bincounter.metadata import MetadataError, parse_expected_quantity, read_expected_quantity
 from bincounter.split import SPLITS, stratified_split, write_manifest
-from orchestrate.progress import Progress
+from orchestrate.core.progress import Progress
 
 log = logging.getLogger(__name__)
 
 CHANNELS = {"train": "training", "validation": "validation", "test": "test"}
-_LIST_ENTRY = re.compile(r"(?:^|/)metadata/([^/]+)\.json$")
 
 
 class DataError(RuntimeError):
-    """Downloads that failed (each key named) or a file list that cannot be used."""
+    """Downloads that failed, each key named."""
 
 
 @dataclass
@@ -47,25 +45,6 @@ class DownloadReport:
     def summary(self) -> str:
         return (f"{self.downloaded} downloaded, {self.intact} already intact (kept), "
                 f"{len(self.failed)} failed, {self.stale_temp_removed} stale temp files removed")
-
-
-def read_file_list(path: str | Path) -> list[str]:
-    """Ids from a Udacity ``file_list.json`` (``{"1": ["data/metadata/00004.json", ...]}``)."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"file list {path}: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise DataError(f"file list {path}: expected an object of count -> list of metadata paths")
-    ids, bad = [], []
-    for entries in doc.values():
-        for entry in entries if isinstance(entries, list) else [entries]:
-            m = _LIST_ENTRY.search(str(entry))
-            (ids if m else bad).append(m.group(1) if m else str(entry))
-    if bad:
-        raise DataError(f"file list {path}: {len(bad)} entries are not .../metadata/<id>.json, "
-                        f"first: {bad[0]!r}")
-    return sorted(set(ids))
 
 
 def keys_for(sid: str) -> list[tuple[str, str]]:

@@ -24,7 +24,10 @@ from botocore.exceptions import ClientError
 from bincounter.metadata import MetadataError, parse_expected_quantity
 from bincounter.modelcard import ModelCard
 from bincounter.verification import VERDICTS
-from orchestrate.manifest import IMAGE_SUFFIXES, bin_id, list_keys, split_s3
+from orchestrate.core.aws import S3Clients
+from orchestrate.core.costs import Cost
+from orchestrate.core.store import Store
+from orchestrate.data.manifest import IMAGE_SUFFIXES, bin_id
 
 log = logging.getLogger(__name__)
 
@@ -38,39 +41,19 @@ class AuditError(RuntimeError):
     """Inputs that cannot be audited (no photos, clashing names, a bad expected-quantity CSV)."""
 
 
-class Store:
-    """Objects under one S3 prefix or local folder, by key relative to it."""
+@dataclass(frozen=True)
+class Transformed:
+    """What a run step leaves for the join, the same whichever way the transform ran (a
+    SageMaker job, one joined again, the SDK's local mode, a running serving container)."""
 
-    def __init__(self, uri: str, s3=None):
-        self.uri = uri
-        if uri.startswith("s3://"):
-            if s3 is None:
-                raise AuditError(f"{uri}: an S3 client is needed to read it")
-            self.bucket, prefix = split_s3(uri)
-            self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-            self.s3, self.root = s3, None
-        else:
-            self.root, self.s3 = Path(uri), None
-
-    def keys(self) -> list[str]:
-        if self.root is not None:
-            return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
-        return sorted(k[len(self.prefix):] for k in list_keys(self.s3, self.bucket, self.prefix))
-
-    def get(self, key: str) -> bytes | None:
-        """The object's bytes, or None when it does not exist."""
-        if self.root is not None:
-            path = self.root / key
-            return path.read_bytes() if path.is_file() else None
-        try:
-            return self.s3.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                return None
-            raise
-
-    def where(self, key: str) -> str:
-        return str(self.root / key) if self.root is not None else f"s3://{self.bucket}/{self.prefix}{key}"
+    job: str
+    photo_names: tuple[str, ...]  # every photo sent, in order (keys or file names)
+    outputs: Store                # where its ``<name>.out`` objects are
+    card: ModelCard
+    facts: tuple[str, ...]        # the report's lines on the job, photos, model and outputs
+    cost: Cost | None
+    title: str
+    out: Path                     # where the report goes
 
 
 @dataclass
@@ -113,6 +96,30 @@ def read_expected_csv(text: str, where: str) -> dict[str, int | None]:
             raise AuditError(f"{where} line {n}: expected_quantity {raw!r} is not a whole number")
         out[row[0].strip()] = int(raw) if raw else None
     return out
+
+
+def expected_quantities(expected_csv: str, metadata: str, ids: list[str], clients: S3Clients,
+                        workers: int = 16) -> tuple[dict, dict]:
+    """(expected by id, reason by id where there is none): the ``--expected`` CSV (a file or
+    s3://), else ``<id>.json`` under ``metadata`` (a folder or an S3 prefix)."""
+    if expected_csv:
+        in_s3 = expected_csv.startswith("s3://")
+        text = Store(expected_csv, clients.for_uri(expected_csv) if in_s3 else None).read_text(expected_csv)
+        expected = read_expected_csv(text, expected_csv)
+        return expected, {i: f"not in {expected_csv}" for i in ids if i not in expected}
+    if not metadata:
+        log.warning("no expected quantities (give --metadata or --expected): every bin is reported as such")
+        return {}, {i: "no --metadata or --expected given" for i in ids}
+    client = clients.for_uri(metadata) if metadata.startswith("s3://") else None  # a folder needs no client
+    return read_expected_metadata(Store(metadata, client), ids, workers)
+
+
+def rows(done: Transformed, expected_csv: str, metadata: str, clients: S3Clients, workers: int = 16) -> list[Row]:
+    """The audit's join step: every photo the run sent, its output, its expected quantity (from
+    ``expected_csv`` or ``metadata``) and its verdict, in the order sent."""
+    ids = photo_ids(list(done.photo_names))
+    expected, reasons = expected_quantities(expected_csv, metadata, ids, clients, workers)
+    return join(ids, read_outputs(done.outputs, workers), expected, done.card, reasons)
 
 
 def read_expected_metadata(store: Store, ids: list[str], workers: int = 16) -> tuple[dict, dict]:

@@ -19,36 +19,21 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from orchestrate.config import ConfigError
+from orchestrate.core.config import ConfigError
+from orchestrate.core.store import S3UriError, list_keys, split_s3
 
 log = logging.getLogger(__name__)
 
 IMAGES_DIR = "bin-images/"
 METADATA_DIR = "metadata/"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class ManifestError(ConfigError):
     """An id list, listing or manifest file that cannot be used (the CLI reports it like a setting)."""
-
-
-def split_s3(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/key`` -> (bucket, "some/key")."""
-    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
-        raise ManifestError(f"{uri!r} is not an s3://bucket/... URI")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
-
-
-def list_keys(s3, bucket: str, prefix: str) -> list[str]:
-    """Every object key under ``prefix`` in ``bucket``, all pages."""
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
 @dataclass(frozen=True)
@@ -59,7 +44,10 @@ class Manifest:
     keys: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        split_s3(self.prefix)
+        try:
+            split_s3(self.prefix)
+        except S3UriError as exc:
+            raise ManifestError(f"manifest prefix: {exc}") from exc
         if not self.prefix.endswith("/"):
             raise ManifestError(f"manifest prefix {self.prefix!r} must end with '/'")
 
@@ -92,21 +80,6 @@ class Manifest:
 def bin_id(key: str) -> str:
     """The bin id of an image or metadata key: its file name without the suffix."""
     return PurePosixPath(key).stem
-
-
-def read_id_list(path: str | Path) -> list[str]:
-    """Bin ids, one per line (blank lines and ``#`` comments ignored)."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ManifestError(f"id list {path}: {exc}") from exc
-    ids = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    bad = [i for i in ids if not _ID.match(i)]
-    if bad:
-        raise ManifestError(f"id list {path}: {len(bad)} lines are not bin ids, first: {bad[0]!r}")
-    if not ids:
-        raise ManifestError(f"id list {path} holds no ids")
-    return sorted(set(ids))
 
 
 def list_images(s3, uri: str, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> Manifest:

@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from orchestrate.aws import Poll, is_ours, tags, unique_name
-from orchestrate.config import Config
+from orchestrate.core.aws import Poll, is_ours, tags, unique_name
+from orchestrate.core.config import Config
 
 log = logging.getLogger(__name__)
 

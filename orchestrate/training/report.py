@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError
 from bincounter.guarantees import miss_lines
 from bincounter.modelcard import ModelCard, ModelCardError
 from bincounter.training.rules import evaluate_rules
-from orchestrate import costs
-from orchestrate.manifest import list_keys, split_s3
+from orchestrate.core import costs
+from orchestrate.core.store import list_keys, split_s3
 
 log = logging.getLogger(__name__)
 
