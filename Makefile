@@ -41,7 +41,7 @@ bench-serve: $(STAMP)
 # int8 calibration methods, sizes and data types on bench-serve's trained model
 bench-quantize: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_quantize $(BENCH_ARGS)
-# hostile traffic (10,000 requests of 31 kinds + slow partial requests), then 4 clients x 60 s
+# hostile traffic (10,000 requests of 44 kinds + slow partial requests), then 4 clients x 60 s
 # of valid traffic, against serve on loopback: fails on any 5xx or lost connection (~8 min here)
 .PHONY: soak-serve
 soak-serve: $(STAMP)

@@ -123,7 +123,7 @@ def hostile_phase(port: int, images: list[bytes], total: int, clients: int, tall
             if n is None:
                 return
             kind = kinds[n % len(kinds)]
-            judge(tally, "hostile", kind, port, KINDS[kind](rng, images))
+            judge(tally, "hostile", kind, port, KINDS[kind].make(rng, images))
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
     for t in threads:
@@ -178,9 +178,9 @@ def warm_up(port: int, images: list[bytes], workers: int, clients: int) -> None:
     """Valid traffic, then each hostile kind 3 x workers times (the kernel picks the worker)."""
     valid_phase(port, images, 3, clients, Tally(), 0)
     rng, tally = random.Random(0), Tally()
-    for kind, make in KINDS.items():
+    for kind, spec in KINDS.items():
         for _ in range(3 * workers):
-            judge(tally, "warm-up", kind, port, make(rng, images))
+            judge(tally, "warm-up", kind, port, spec.make(rng, images))
 
 
 def report(tally: Tally, rss: dict[str, dict[int, float]], log_text: str) -> list[str]:
