@@ -48,6 +48,14 @@ def test_combine_tabulates_runs_from_several_invocations_without_training(tmp_pa
     assert "| seed | 2 | 0.3500 (0.0200)" in capsys.readouterr().out
 
 
+def test_combine_names_older_ours_runs_for_the_rate_they_ran_at(tmp_path, capsys):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps([_run("ours", 0, 0.34, 1.25, 0.07), _run("seed", 0, 0.33, 1.26, 0.07)]))
+    assert main(["--combine", str(old)]) == 0
+    table = capsys.readouterr().out
+    assert "| ours-lr0.05 | 0 |" in table and "| ours |" not in table
+
+
 def test_two_runs_under_one_name_are_refused_before_any_training(tmp_path):
     with pytest.raises(SystemExit) as refused:  # (without the check: "no ABID sample at ...")
         main(["--variant", "x:lr=0.02", "--variant", "x:lr=0.01", "--data", str(tmp_path / "absent")])
