@@ -151,16 +151,29 @@ def trained_model(trained_run) -> Path:
     return trained_run[0] / "model"
 
 
+# the instrumented run: plain cross-entropy at a small LR, so the loss falls over its 20 steps
+# (the debugger rules' healthy case); the smdebug hook, torch.profiler on 3 steps and the int8
+# twin all on. tiny_bins at 32 px: the hook's tensors stay small (resnet18 at 64 px writes ~600 MB).
+INSTRUMENTED = {**TINY, "debug-hook": "true", "lr": "0.001", "augment": "false", "balanced-sampling": "false",
+                "label-smoothing": "0", "profile-steps": "3", "quantize": "true", "int8-max-drop": "-100"}
+
+
 @pytest.fixture(scope="session")
-def quantized_model(tmp_path_factory, tiny_bins) -> Path:
-    """The one toolkit run that quantizes (every other run sets quantize=false through the
-    fixture tree, keeping CI time flat): ``int8-max-drop`` -100 makes the card name fp32
-    whatever int8 measures, with the reason. Its model dir."""
-    base = make_opt_ml(tmp_path_factory.mktemp("quantized"), {"training": tiny_bins},
-                       {**TINY, "quantize": "true", "int8-max-drop": "-100"})
+def instrumented_run(tmp_path_factory, tiny_bins) -> tuple[Path, object]:
+    """The session's one run with every instrument on (``INSTRUMENTED``), which the rules,
+    profiling and int8 tests read: (tree, process). The one run that quantizes (every other
+    sets quantize=false through the fixture tree); ``int8-max-drop`` -100 makes the card name
+    fp32 whatever int8 measures, with the reason."""
+    base = make_opt_ml(tmp_path_factory.mktemp("instrumented"), {"training": tiny_bins}, INSTRUMENTED)
     proc = run_toolkit_train(base)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return base / "model"
+    return base, proc
+
+
+@pytest.fixture(scope="session")
+def quantized_model(instrumented_run) -> Path:
+    """The instrumented run's model dir: model.onnx and its int8 twin."""
+    return instrumented_run[0] / "model"
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from bincounter.training.profiling import StepTimer, SystemMonitor
-from toolkit_helpers import TINY, make_opt_ml, run_toolkit_train
 
 
 def test_system_monitor_samples_on_its_interval_into_json_lines(tmp_path):
@@ -39,16 +38,13 @@ def test_step_timer_splits_waiting_for_data_from_computing():
 
 
 @pytest.mark.slow
-def test_a_run_reports_data_wait_share_top_ops_and_system_samples(tmp_path, tiny_bins):
-    base = make_opt_ml(tmp_path / "opt_ml", {"training": tiny_bins},
-                       {**TINY, "epochs": "1", "profile-steps": "3"})
-    proc = run_toolkit_train(base)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+def test_a_run_reports_data_wait_share_top_ops_and_system_samples(instrumented_run):
+    base, proc = instrumented_run  # profile-steps 3, 2 epochs of 10 steps
     out = base / "output" / "data"
     share = re.search(r"data-wait share of step time: ([\d.]+) %", proc.stdout)
     assert share and 0 <= float(share.group(1)) <= 100
     profile = json.loads((out / "evaluation.json").read_text())["profile"]
-    assert profile["step_timing"]["steps"] == 10
+    assert profile["step_timing"]["steps"] == 20
     assert profile["top_ops"] and all(0 < op["share"] <= 1 for op in profile["top_ops"])
     assert any("conv" in op["op"] for op in profile["top_ops"])
     assert profile["system"]["samples"] >= 1

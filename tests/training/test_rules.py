@@ -8,14 +8,10 @@ import os
 import pytest
 
 from bincounter.training.rules import RULES, evaluate_rules
-from toolkit_helpers import TINY, make_opt_ml, run_toolkit_train
 
 # smdebug's generated protobuf code is deprecated by protobuf 5+; not ours to fix
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-# plain cross-entropy at a small LR: the loss falls over these 20 steps
-HEALTHY = {**TINY, "debug-hook": "true", "lr": "0.001", "augment": "false",
-           "balanced-sampling": "false", "label-smoothing": "0"}
 
 
 def _verdicts(base) -> dict:
@@ -24,11 +20,9 @@ def _verdicts(base) -> dict:
 
 
 @pytest.fixture(scope="module")
-def healthy_run(tmp_path_factory, tiny_bins):
-    base = make_opt_ml(tmp_path_factory.mktemp("healthy"), {"training": tiny_bins}, HEALTHY)
-    proc = run_toolkit_train(base)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return base, proc
+def healthy_run(instrumented_run):
+    """The session's instrumented run: plain cross-entropy at lr 0.001, the hook on."""
+    return instrumented_run
 
 
 def test_a_run_with_lr_10_trips_loss_not_decreasing(diverging_run):
