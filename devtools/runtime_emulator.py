@@ -11,6 +11,12 @@ error code in the ``X-Amzn-ErrorType`` header):
   ``OriginalStatusCode`` / ``OriginalMessage``;
 - throttled (``--throttle NAME`` or ``RuntimeEmulator.throttle``): 429 ``ThrottlingException``.
 
+With ``--capture-dir DIR`` it writes endpoint data capture as SageMaker does
+(``bincounter.monitoring.capture``: one JSON line per answered request under
+``DIR/ENDPOINT/VARIANT/yyyy/mm/dd/hh/``; the answer always, the photo with
+``--capture-input``; ``--capture-percentage`` of requests), so ``orchestrate
+monitor`` reads a local endpoint's traffic as it reads a real one's.
+
     python -m devtools.runtime_emulator --port 0 --endpoint bincounter=http://127.0.0.1:8080
 """
 
@@ -24,8 +30,12 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+import random
 import uuid
+from datetime import datetime, timezone
+from pathlib import Path
 
+from bincounter.monitoring import capture
 from bincounter.serving.contract import CUSTOM_ATTRIBUTES, MAX_BODY_BYTES
 from devtools.local_http import LocalServer, ReplyHandler
 
@@ -38,12 +48,29 @@ _PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
 class RuntimeEmulator(LocalServer):
     def __init__(self, endpoints: dict[str, str], host: str = "127.0.0.1", port: int = 0,
-                 variant: str = "AllTraffic", region: str = "us-east-1", model_timeout: float = 60.0):
+                 variant: str = "AllTraffic", region: str = "us-east-1", model_timeout: float = 60.0,
+                 capture_dir: str | Path | None = None, capture_percentage: int = 100, capture_input: bool = False):
         self.endpoints = {name: url.rstrip("/") for name, url in endpoints.items()}
         self.variant, self.region, self.model_timeout = variant, region, model_timeout
+        self.capture_dir = Path(capture_dir) if capture_dir else None
+        self.capture_percentage, self.capture_input = capture_percentage, capture_input
+        self._file = f"{uuid.uuid4()}.jsonl"  # one file per emulator per hour, as one instance writes
         self._throttled: dict[str, int] = {}
         self._lock = threading.Lock()
         super().__init__((host, port), _Handler)
+
+    def capture(self, endpoint: str, body: bytes, content_type: str, answer: bytes, answer_type: str) -> None:
+        """One capture line for an answered request (sampled at ``capture_percentage``)."""
+        if self.capture_dir is None or random.uniform(0, 100) >= self.capture_percentage:
+            return
+        now = datetime.now(timezone.utc)
+        entry = capture.line(answer, answer_type, input_body=body if self.capture_input else None,
+                             input_type=content_type, when=now)
+        folder = self.capture_dir / capture.folder(endpoint, self.variant, now)
+        with self._lock:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / self._file, "a", encoding="utf-8") as f:
+                f.write(entry + "\n")
 
     def throttle(self, endpoint: str, times: int = 1) -> None:
         """Answer the next ``times`` calls to ``endpoint`` with ThrottlingException (-1: always)."""
@@ -99,6 +126,7 @@ class _Handler(ReplyHandler):
                 custom = reply.headers.get(CUSTOM_ATTRIBUTES)
                 if custom:
                     out[CUSTOM_ATTRIBUTES] = custom
+                srv.capture(name, body, headers.get("Content-Type", ""), data, out["Content-Type"])
                 return self._send(200, data, out)
         except urllib.error.HTTPError as exc:
             status, message = exc.code, exc.read().decode("utf-8", "replace")
@@ -123,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--throttle", action="append", default=[], metavar="NAME",
                    help="answer every call to this endpoint with ThrottlingException")
     p.add_argument("--model-timeout", type=float, default=60.0)
+    p.add_argument("--capture-dir", metavar="DIR", help="write data capture here, as SageMaker does")
+    p.add_argument("--capture-percentage", type=int, default=100, metavar="1..100")
+    p.add_argument("--capture-input", action="store_true", help="capture the photos too (BASE64)")
     a = p.parse_args(argv)
+    if not 0 < a.capture_percentage <= 100:
+        p.error("--capture-percentage wants 1..100")
     endpoints = {}
     for spec in a.endpoint:
         name, sep, url = spec.partition("=")
@@ -131,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--endpoint wants NAME=http://host:port, got {spec!r}")
         endpoints[name] = url
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    server = RuntimeEmulator(endpoints, a.host, a.port, model_timeout=a.model_timeout)
+    server = RuntimeEmulator(endpoints, a.host, a.port, model_timeout=a.model_timeout, capture_dir=a.capture_dir,
+                             capture_percentage=a.capture_percentage, capture_input=a.capture_input)
     for name in a.throttle:
         server.throttle(name, -1)
     return server.run_until_terminated("runtime emulator")

@@ -18,6 +18,7 @@ from orchestrate.core.config import ConfigError, load
 from orchestrate.data.commands import cmd_data, cmd_manifest
 from orchestrate.endpoint.commands import cmd_deploy, cmd_invoke, cmd_lambda, cmd_teardown
 from orchestrate.local.commands import LOCAL_ROOT
+from orchestrate.monitor.commands import cmd_monitor
 from orchestrate.training.commands import cmd_report, cmd_train, cmd_tune
 
 
@@ -78,6 +79,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--instance-type", dest="deploy.instance_type", metavar="TYPE")
     s.add_argument("--autoscaling-max", dest="deploy.autoscaling_max", metavar="N", help="max instances (0: no autoscaling)")
     s.add_argument("--poll-seconds", type=float, default=15)
+    s.add_argument("--no-capture", dest="monitor.capture", action="store_const", const="false",
+                   help="no endpoint data capture (default: on, [monitor] in orchestrate.toml)")
 
     s = add("invoke", help="send one image to the endpoint")
     s.add_argument("image_file")
@@ -130,14 +133,25 @@ def parser() -> argparse.ArgumentParser:
                         "PoorWeightInitialization, Overfit) on the job's smdebug tensors in S3")
     s.add_argument("--json", action="store_true")
 
+    s = add("monitor", help="a window of the endpoint's data capture against the model's reference: drift "
+                            "tests, the live verdict mix, label-free estimates -> monitor.md/.json/.html")
+    s.add_argument("--captures", required=True, metavar="S3URI|DIR",
+                   help="capture files (SageMaker's ENDPOINT/VARIANT/yyyy/mm/dd/hh/ layout under it)")
+    s.add_argument("--model-data", required=True, metavar="S3URI|PATH",
+                   help="the served model: a model.tar.gz (S3 or local) or a model folder")
+    s.add_argument("--since", metavar="UTC", help="first hour of the window, e.g. 2026-12-03T08 (default: all)")
+    s.add_argument("--until", metavar="UTC", help="end of the window, exclusive (default: now)")
+    s.add_argument("--out", default="monitor", metavar="DIR", help="monitor.json / .md / .html here")
+    s.add_argument("--fail-on-drift", action="store_true", help="exit 3 on drift (for pipelines)")
+
     s = add("teardown", help="delete what orchestrate created for this stack")
     s.add_argument("--dry-run", action="store_true", help="only list it")
     return p
 
 
 COMMANDS = {"data": cmd_data, "manifest": cmd_manifest, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy,
-            "invoke": cmd_invoke, "lambda": cmd_lambda, "audit": cmd_audit, "report": cmd_report,
-            "teardown": cmd_teardown}
+            "invoke": cmd_invoke, "lambda": cmd_lambda, "audit": cmd_audit, "monitor": cmd_monitor,
+            "report": cmd_report, "teardown": cmd_teardown}
 
 
 def main(argv: list[str] | None = None, session=None) -> int:

@@ -18,7 +18,7 @@ import pytest
 
 from aws_helpers import REGION
 from bincounter.synth import generate
-from toolkit_helpers import SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
+from toolkit_helpers import INSTRUMENTED, SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
 
 # devtools.ci_verdict: each test's markers in the JUnit report, for .ci/run's verdict on skipped
 # tests; tiers: a test that trains, serves or uses moto must be marked so (make test-fast)
@@ -149,13 +149,6 @@ def trained_run(tmp_path_factory, synthetic_bins, calibration_bins) -> tuple[Pat
 def trained_model(trained_run) -> Path:
     """The session's trained model dir (``trained_run``)."""
     return trained_run[0] / "model"
-
-
-# the instrumented run: plain cross-entropy at a small LR, so the loss falls over its 20 steps
-# (the debugger rules' healthy case); the smdebug hook, torch.profiler on 3 steps and the int8
-# twin all on. tiny_bins at 32 px: the hook's tensors stay small (resnet18 at 64 px writes ~600 MB).
-INSTRUMENTED = {**TINY, "debug-hook": "true", "lr": "0.001", "augment": "false", "balanced-sampling": "false",
-                "label-smoothing": "0", "profile-steps": "3", "quantize": "true", "int8-max-drop": "-100"}
 
 
 @pytest.fixture(scope="session")

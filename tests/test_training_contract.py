@@ -46,6 +46,22 @@ def test_model_dir_holds_the_three_files_that_describe_each_other(finished_run):
     assert card.onnx_file == "model.onnx" and card.quantization == {}
 
 
+def test_the_monitors_reference_lies_beside_model_json_with_the_test_splits_answers(finished_run):
+    base, _ = finished_run
+    card = ModelCard.read(base / "model")
+    ref = json.loads((base / "model" / card.monitor["reference"]).read_text())
+    n = card.metrics["test"]["n"]
+    assert card.monitor["n"] == ref["n"] == n and ref["split"] == "test"
+    assert len(ref["counted"]) == len(ref["p_counted"]) == len(ref["entropy"]) == n
+    assert set(ref["counted"]) <= set(card.classes) and all(0 <= e <= 1 for e in ref["entropy"])
+    # the counted class is the arg-max: its probability is at least 1 / classes
+    assert min(ref["p_counted"]) >= 1 / len(card.classes) - 1e-6
+    assert sum(ref["verdicts"].values()) == n  # one correct ask per photo
+    # the accuracy measured here is the card's, and its estimate is the mean probability
+    assert ref["measured"]["accuracy"] == pytest.approx(card.metrics["test"]["accuracy"])
+    assert ref["measured"]["accuracy_estimate"] == pytest.approx(sum(ref["p_counted"]) / n, abs=1e-4)
+
+
 def test_model_json_carries_per_count_thresholds_fitted_on_the_calibration_channel(finished_run):
     base, proc = finished_run
     card = ModelCard.read(base / "model")

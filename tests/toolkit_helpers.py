@@ -16,6 +16,12 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY = {"image-size": "32", "batch-size": "8", "epochs": "2", "lr": "0.01", "log-interval": "1",
         "profile-steps": "0", "num-workers": "0", "checkpoint-steps": "3"}
 
+# the instrumented run: plain cross-entropy at a small LR, so the loss falls over its 20 steps
+# (the debugger rules' healthy case); the smdebug hook, torch.profiler on 3 steps and the int8
+# twin all on. tiny_bins at 32 px: the hook's tensors stay small (resnet18 at 64 px writes ~600 MB).
+INSTRUMENTED = {**TINY, "debug-hook": "true", "lr": "0.001", "augment": "false", "balanced-sampling": "false",
+                "label-smoothing": "0", "profile-steps": "3", "quantize": "true", "int8-max-drop": "-100"}
+
 
 def make_opt_ml(base: Path, channels: dict[str, Path], hyperparameters: dict | None = None) -> Path:
     """Copy the /opt/ml fixture tree to ``base``, add channels, code and hyperparameter overrides.

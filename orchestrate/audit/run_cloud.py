@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import tarfile
 import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from bincounter.modelcard import MODEL_JSON, ModelCard
 from orchestrate.audit.inputs import Photos, Request
@@ -23,7 +22,7 @@ from orchestrate.core import costs
 from orchestrate.core.aws import S3Clients, is_ours, tags, unique_name
 from orchestrate.core.config import Config, ConfigError
 from orchestrate.core.progress import Progress
-from orchestrate.core.store import Store, split_s3
+from orchestrate.core.store import Store, split_s3, tar_members
 from orchestrate.data import manifest
 from orchestrate.endpoint.deploy import latest_model_data
 
@@ -81,13 +80,10 @@ def find_model(sm, stack: str, image: str, model_data: str) -> str | None:
 
 def read_card(s3, model_data: str) -> ModelCard:
     """model.json out of a model.tar.gz in S3 (streamed; nothing else is kept)."""
-    bucket, key = split_s3(model_data)
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    with tarfile.open(fileobj=body, mode="r|gz") as tar:
-        for member in tar:
-            if member.isfile() and PurePosixPath(member.name).name == MODEL_JSON:
-                return ModelCard.from_dict(json.load(tar.extractfile(member)))
-    raise AuditError(f"{model_data} holds no {MODEL_JSON}")
+    found = tar_members(model_data, {MODEL_JSON}, s3)
+    if MODEL_JSON not in found:
+        raise AuditError(f"{model_data} holds no {MODEL_JSON}")
+    return ModelCard.from_dict(json.loads(found[MODEL_JSON]))
 
 
 def count_interval(total: int, poll: float) -> float:

@@ -86,6 +86,19 @@ class DeploySection:
 
 
 @dataclass
+class MonitorSection:
+    # endpoint data capture, on by default (deploy --no-capture turns it off)
+    capture: bool = True
+    sampling_percentage: int = 100
+    # SageMaker's CaptureMode: the answers always; the photos too only when asked (each is tens
+    # of KB, stored BASE64: sample them at a low percentage)
+    capture_input: bool = False
+    capture_prefix: str = "capture"   # under s3://BUCKET/PREFIX/
+    alpha: float = 0.05               # the monitor's family-wise false-alarm rate per window
+    min_answers: int = 30             # fewer answers in a window and no drift test runs
+
+
+@dataclass
 class CostsSection:
     # USD per instance-hour by instance type, SageMaker on-demand in aws.region (the default
     # is us-east-1's ml.m5.large, the same for an endpoint and for Batch Transform): the one
@@ -145,6 +158,7 @@ class Config:
     audit: AuditSection = field(default_factory=AuditSection)
     function: LambdaSection = field(default_factory=LambdaSection)
     costs: CostsSection = field(default_factory=CostsSection)
+    monitor: MonitorSection = field(default_factory=MonitorSection)
     source: str = "defaults"
 
     @property
@@ -176,7 +190,7 @@ class Config:
         setattr(section, parts[1], _coerce(dotted, raw, getattr(section, parts[1])))
 
 
-_SECTIONS = ("aws", "images", "data", "train", "tune", "deploy", "audit", "lambda", "costs")
+_SECTIONS = ("aws", "images", "data", "train", "tune", "deploy", "audit", "lambda", "costs", "monitor")
 # ``lambda`` is a Python keyword, so its section lives in the ``function`` attribute.
 _ATTR = {"lambda": "function"}
 

@@ -4,7 +4,8 @@ job's artifacts are either, by configuration)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import tarfile
+from pathlib import Path, PurePosixPath
 
 from botocore.exceptions import ClientError
 
@@ -69,3 +70,23 @@ class Store:
 
     def where(self, key: str) -> str:
         return str(self.root / key) if self.root is not None else f"s3://{self.bucket}/{self.prefix}{key}"
+
+
+def tar_members(source, names: set[str], s3=None) -> dict[str, bytes]:
+    """The files called ``names`` (by base name, at any depth) in a ``.tar.gz``: an ``s3://``
+    URI read with ``s3``, streamed (it stops reading once all are found, so a model artifact's
+    weights are never downloaded for its model.json), or a local path. Missing ones are absent."""
+    found: dict[str, bytes] = {}
+    if str(source).startswith("s3://"):
+        bucket, key = split_s3(str(source))
+        opened = tarfile.open(fileobj=s3.get_object(Bucket=bucket, Key=key)["Body"], mode="r|gz")
+    else:
+        opened = tarfile.open(source, mode="r:gz")
+    with opened as tar:
+        for member in tar:
+            name = PurePosixPath(member.name).name
+            if member.isfile() and name in names and name not in found:
+                found[name] = tar.extractfile(member).read()
+                if len(found) == len(names):
+                    break
+    return found

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
+from bincounter.monitoring.capture import JSON_CONTENT_TYPES
 from orchestrate.core.aws import Poll, is_ours, tags, unique_name
 from orchestrate.core.config import Config
 
@@ -30,6 +31,7 @@ class Deployment:
     model: str
     model_data: str
     status: str
+    capture: str = "off"  # where data capture writes, or "off"
 
 
 def latest_model_data(sm, stack: str) -> tuple[str, str]:
@@ -54,10 +56,12 @@ def deploy(sm, autoscaling, cfg: Config, image: str, model_data: str,
     sm.create_model(ModelName=model, ExecutionRoleArn=cfg.require("aws", "role_arn"),
                     PrimaryContainer={"Image": image, "ModelDataUrl": model_data},
                     Tags=tags(cfg.aws.stack))
+    capture = data_capture(cfg)
     sm.create_endpoint_config(
         EndpointConfigName=endpoint_config, Tags=tags(cfg.aws.stack),
         ProductionVariants=[{"VariantName": VARIANT, "ModelName": model, "InitialInstanceCount": d.instance_count,
-                             "InstanceType": d.instance_type, "InitialVariantWeight": 1.0}])
+                             "InstanceType": d.instance_type, "InitialVariantWeight": 1.0}],
+        **({"DataCaptureConfig": capture} if capture else {}))
     existing = sm.list_endpoints(NameContains=d.endpoint_name)["Endpoints"]
     if any(e["EndpointName"] == d.endpoint_name for e in existing):
         sm.update_endpoint(EndpointName=d.endpoint_name, EndpointConfigName=endpoint_config)
@@ -75,7 +79,27 @@ def deploy(sm, autoscaling, cfg: Config, image: str, model_data: str,
     if d.autoscaling_max > 0:
         enable_autoscaling(autoscaling, d.endpoint_name, d.instance_count, d.autoscaling_max,
                            d.autoscaling_target)
-    return Deployment(d.endpoint_name, endpoint_config, model, model_data, status)
+    return Deployment(d.endpoint_name, endpoint_config, model, model_data, status,
+                      capture["DestinationS3Uri"] if capture else "off")
+
+
+def capture_uri(cfg: Config) -> str:
+    """Where the endpoint's captures go: SageMaker adds ENDPOINT/VARIANT/yyyy/mm/dd/hh/."""
+    return f"{cfg.s3_base}/{cfg.monitor.capture_prefix.strip('/')}"
+
+
+def data_capture(cfg: Config) -> dict | None:
+    """The endpoint config's DataCaptureConfig (None with monitor.capture off). Our answers are
+    declared JSON, so they are stored readable; the photos, when captured, BASE64."""
+    m = cfg.monitor
+    if not m.capture:
+        return None
+    if not 0 < m.sampling_percentage <= 100:
+        raise ValueError(f"monitor.sampling_percentage={m.sampling_percentage}: give 1..100")
+    modes = [{"CaptureMode": "Output"}] + ([{"CaptureMode": "Input"}] if m.capture_input else [])
+    return {"EnableCapture": True, "InitialSamplingPercentage": m.sampling_percentage,
+            "DestinationS3Uri": capture_uri(cfg), "CaptureOptions": modes,
+            "CaptureContentTypeHeader": {"JsonContentTypes": list(JSON_CONTENT_TYPES)}}
 
 
 def resource_id(endpoint: str) -> str:

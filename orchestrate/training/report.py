@@ -22,7 +22,7 @@ from bincounter.guarantees import miss_lines
 from bincounter.modelcard import ModelCard, ModelCardError
 from bincounter.training.rules import evaluate_rules
 from orchestrate.core import costs
-from orchestrate.core.store import list_keys, split_s3
+from orchestrate.core.store import list_keys, split_s3, tar_members
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,11 @@ def verdict_report(s3, desc: dict) -> dict | None:
     if desc.get("TrainingJobStatus") != "Completed":
         return None
     uri = output_uri(desc)
-    bucket, key = split_s3(uri)
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        with tarfile.open(fileobj=body, mode="r|gz") as tar:  # streamed: stops at evaluation.json
-            member = next((m for m in tar if m.name.lstrip("./") == "evaluation.json"), None)
-            if member is None:
-                return {"source": uri, "error": "no evaluation.json in the job's output"}
-            card = ModelCard.from_dict(json.loads(tar.extractfile(member).read())["model"])
+        found = tar_members(uri, {"evaluation.json"}, s3)
+        if "evaluation.json" not in found:
+            return {"source": uri, "error": "no evaluation.json in the job's output"}
+        card = ModelCard.from_dict(json.loads(found["evaluation.json"])["model"])
     except (ClientError, tarfile.TarError, OSError, KeyError, ValueError, ModelCardError) as exc:
         return {"source": uri, "error": str(exc) if isinstance(exc, ClientError) else f"{type(exc).__name__}: {exc}"}
     op = card.operating_point

@@ -57,6 +57,9 @@ class ModelCard:
     # the int8 twin: how it was made, fp32 against int8 on the test split, and why
     # ``onnx_file`` names the one it names (empty when training did not quantize)
     quantization: dict = field(default_factory=dict)
+    # the monitor's reference distributions: the file beside model.json that holds them
+    # (bincounter.monitoring.reference), the split and its n; empty for cards before it
+    monitor: dict = field(default_factory=dict)
 
     @property
     def count_range(self) -> CountRange:
@@ -82,6 +85,7 @@ class ModelCard:
             "versions": self.versions,
             "training": self.training,
             "quantization": self.quantization,
+            "monitor": self.monitor,
         }
 
     def write(self, model_dir: str | Path) -> Path:
@@ -109,7 +113,8 @@ class ModelCard:
                        calibration=d.get("calibration", {}),
                        onnx_file=d.get("onnx", {}).get("file", MODEL_ONNX),
                        metrics=d.get("metrics", {}), versions=d.get("versions", {}),
-                       training=d.get("training", {}), quantization=d.get("quantization", {}))
+                       training=d.get("training", {}), quantization=d.get("quantization", {}),
+                       monitor=d.get("monitor", {}))
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             if isinstance(exc, ModelCardError):
                 raise

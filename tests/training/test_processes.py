@@ -142,7 +142,8 @@ def test_one_host_two_processes_average_gradients_and_write_one_model(tmp_path, 
     assert re.search(r"epoch 1 step 5/5 loss", log)  # 40 images a rank, batches of 8
 
     # one model, one report, one set of metric lines: from rank 0
-    assert sorted(p.name for p in (base / "model").iterdir()) == ["model.json", "model.onnx", "model.pth"]
+    assert sorted(p.name for p in (base / "model").iterdir()) == ["model.json", "model.onnx", "model.pth",
+                                                                  "monitor_reference.json"]
     assert len(re.findall(r"test accuracy .* report", log)) == 1
     assert len(re.findall(r"#metrics epoch=1 split=test", log)) == 1
     # the test split (10 images) gathered from both ranks' halves

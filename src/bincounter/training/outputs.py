@@ -3,9 +3,11 @@ twin), model.json with the verdicts' operating point, and the report."""
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +16,7 @@ from torch import nn
 from bincounter.labels import CountRange
 from bincounter.metrics import evaluate_counts
 from bincounter.modelcard import MODEL_INT8_ONNX, MODEL_ONNX, MODEL_PTH, ModelCard
+from bincounter.monitoring import reference
 from bincounter.preprocess import PreprocessSpec
 from bincounter.training.environment import TrainingEnv
 from bincounter.training.export import export_onnx
@@ -45,6 +48,17 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def write_reference(model_dir: Path, probabilities: np.ndarray, labels: np.ndarray, classes: list[int],
+                    rule, int8_served: bool) -> dict:
+    """The monitor's reference distributions of the test split, beside model.json; what the
+    card says of them."""
+    doc = reference.build(probabilities, labels, classes, rule)
+    (model_dir / reference.REFERENCE_FILE).write_text(json.dumps(doc), encoding="utf-8")
+    note = ("the fp32 graph's calibrated probabilities (the int8 twin is served; its top-1 agreement "
+            "with fp32 is in quantization)") if int8_served else "the served graph's calibrated probabilities"
+    return {"reference": reference.REFERENCE_FILE, "split": doc["split"], "n": doc["n"], "of": note}
 
 
 def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: PreprocessSpec,
@@ -81,6 +95,8 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
     # head's can differ from the raw outputs')
     counts = np.asarray(count_range.counts)
     ev = evaluate_counts(counts[test["targets"]], counts[point.test_probabilities.argmax(1)], count_range.counts)
+    monitor = write_reference(env.model_dir, point.test_probabilities, counts[test["targets"]],
+                              count_range.counts, point.thresholds, int8_served=bool(quantization.get("served")))
     card = ModelCard(
         classes=count_range.counts, preprocess=spec, arch=hp.arch,
         verification=point.thresholds, operating_point=point.verification, calibration=point.calibration,
@@ -88,7 +104,7 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
         metrics={"test": {"accuracy": ev.accuracy, "rmse": ev.rmse, "loss": test["loss"], "n": ev.n},
                  "validation": {k: history[-1][k] for k in ("val_loss", "val_accuracy", "val_rmse")}
                  if history else {}},
-        versions=versions(),
+        versions=versions(), monitor=monitor,
         training={"hyperparameters": hp.to_dict(), "split_sizes": {k: len(v) for k, v in splits.items()},
                   "onnx_parity_max_abs_diff": parity, "head": head.kind})
     card.write(env.model_dir)
