@@ -18,7 +18,9 @@ import argparse
 import base64
 import json
 import logging
+import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -80,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--function", default="bincounter")
     p.add_argument("--n", type=int, default=10, help="images to send (from the test split)")
     p.add_argument("--report", type=Path, help="training's evaluation.md, printed first")
+    p.add_argument("--monitor", type=Path, metavar="CAPTURES",
+                   help="then `orchestrate monitor` on the data capture these requests left here")
+    p.add_argument("--model", type=Path, help="with --monitor: the served model folder")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if a.report and a.report.is_file():
@@ -92,7 +97,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     client = boto3.client("lambda", config=Config(retries={"mode": "standard", "max_attempts": 3},
                                                   read_timeout=70))
-    return run(client, a.function, images)
+    code = run(client, a.function, images)
+    if code == 0 and a.monitor:
+        code = monitor(a.monitor, a.model)
+    return code
+
+
+def monitor(captures: Path, model: Path) -> int:
+    """The monitor on what the loop's requests left in the capture folder: the window must read
+    back every request (a few answers: too few for a drift test, which it says)."""
+    with tempfile.TemporaryDirectory() as out:
+        code = subprocess.run([sys.executable, "-m", "orchestrate", "monitor", "--captures", str(captures),
+                               "--model-data", str(model), "--out", out]).returncode
+        if code == 0:
+            print(f"monitor: {json.loads((Path(out) / 'monitor.json').read_text())['comparison']['n']} answers "
+                  "read back from the data capture")
+    return code
 
 
 if __name__ == "__main__":

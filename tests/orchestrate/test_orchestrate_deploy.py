@@ -68,6 +68,41 @@ def test_deploy_serves_the_latest_training_jobs_model_from_our_image_with_autosc
     assert tracking["TargetValue"] == 70.0
 
 
+def _endpoint_configs(aws) -> list[dict]:
+    return [params for _, op, params in aws.api_calls if op == "CreateEndpointConfig"]
+
+
+def test_deploy_captures_the_answers_as_json_by_default_and_not_with_no_capture(aws, make_cfg, tmp_path, capsys):
+    _trained(aws, make_cfg, stack="cap")
+    aws.api_calls.clear()
+    assert cli.main(["--config", _config(tmp_path, "cap"), "deploy", "--poll-seconds", "0"], session=aws) == 0
+    [sent] = _endpoint_configs(aws)  # as botocore validated it against SageMaker's API model
+    assert sent["DataCaptureConfig"] == {
+        "EnableCapture": True, "InitialSamplingPercentage": 100, "DestinationS3Uri": "s3://models/exp1/capture",
+        "CaptureOptions": [{"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json", "application/jsonlines"]}}
+    assert json.loads(capsys.readouterr().out)["capture"] == "s3://models/exp1/capture"
+    stored = aws.client("sagemaker").describe_endpoint_config(EndpointConfigName=sent["EndpointConfigName"])
+    if "DataCaptureConfig" in stored:  # moto 5.2 keeps it
+        assert stored["DataCaptureConfig"]["DestinationS3Uri"] == "s3://models/exp1/capture"
+
+    aws.api_calls.clear()
+    # a new endpoint each time: moto has no UpdateEndpoint
+    extra = "[monitor]\ncapture_input = true\nsampling_percentage = 5\n"
+    model = ["--model-data", "s3://models/exp1/model.tar.gz", "--poll-seconds", "0"]
+    assert cli.main(["--config", _config(tmp_path, "cap2", extra), "deploy", *model], session=aws) == 0
+    [sent] = _endpoint_configs(aws)
+    assert sent["DataCaptureConfig"]["CaptureOptions"] == [{"CaptureMode": "Output"}, {"CaptureMode": "Input"}]
+    assert sent["DataCaptureConfig"]["InitialSamplingPercentage"] == 5
+
+    aws.api_calls.clear()
+    capsys.readouterr()
+    assert cli.main(["--config", _config(tmp_path, "cap3"), "deploy", "--no-capture", *model], session=aws) == 0
+    [sent] = _endpoint_configs(aws)
+    assert "DataCaptureConfig" not in sent
+    assert json.loads(capsys.readouterr().out)["capture"] == "off"
+
+
 def test_deploy_without_a_trained_model_says_what_to_do(aws, tmp_path, capsys):
     assert cli.main(["--config", _config(tmp_path), "deploy"], session=aws) == 1
     assert "no completed training job of stack 't1'" in capsys.readouterr().err
