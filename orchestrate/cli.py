@@ -135,14 +135,21 @@ def parser() -> argparse.ArgumentParser:
 
     s = add("monitor", help="a window of the endpoint's data capture against the model's reference: drift "
                             "tests, the live verdict mix, label-free estimates -> monitor.md/.json/.html")
-    s.add_argument("--captures", required=True, metavar="S3URI|DIR",
-                   help="capture files (SageMaker's ENDPOINT/VARIANT/yyyy/mm/dd/hh/ layout under it)")
-    s.add_argument("--model-data", required=True, metavar="S3URI|PATH",
-                   help="the served model: a model.tar.gz (S3 or local) or a model folder")
+    s.add_argument("--captures", metavar="S3URI|DIR",
+                   help="capture files (SageMaker's ENDPOINT/VARIANT/yyyy/mm/dd/hh/ layout under it); with "
+                        "--schedule the endpoint's capture prefix by default")
+    s.add_argument("--model-data", metavar="S3URI|PATH",
+                   help="the served model: a model.tar.gz (S3 or local) or a model folder; with --schedule the "
+                        "endpoint's current model by default")
     s.add_argument("--since", metavar="UTC", help="first hour of the window, e.g. 2026-12-03T08 (default: all)")
     s.add_argument("--until", metavar="UTC", help="end of the window, exclusive (default: now)")
     s.add_argument("--out", default="monitor", metavar="DIR", help="monitor.json / .md / .html here")
+    s.add_argument("--window-hours", type=int, metavar="N", help="the N hours before --until (or now)")
     s.add_argument("--fail-on-drift", action="store_true", help="exit 3 on drift (for pipelines)")
+    s.add_argument("--publish-metrics", action="store_true",
+                   help="put Drift, Answers and each test's statistic and p-value in CloudWatch")
+    s.add_argument("--schedule", metavar="EXPR", help="run the report on a timer in the cloud, e.g. 'rate(1 day)': "
+                                                      "EventBridge Scheduler -> a Processing job, an alarm on drift")
 
     s = add("teardown", help="delete what orchestrate created for this stack")
     s.add_argument("--dry-run", action="store_true", help="only list it")

@@ -96,6 +96,8 @@ class MonitorSection:
     capture_prefix: str = "capture"   # under s3://BUCKET/PREFIX/
     alpha: float = 0.05               # the monitor's family-wise false-alarm rate per window
     min_answers: int = 30             # fewer answers in a window and no drift test runs
+    window_hours: int = 24            # the scheduled report's window: the hours before each run
+    instance_type: str = "ml.t3.medium"  # the scheduled report's Processing job
 
 
 @dataclass

@@ -51,7 +51,8 @@ def cmd_lambda(a, cfg: Config, sess) -> int:
 
 
 def cmd_teardown(a, cfg: Config, sess) -> int:
-    clients = [aws.client(sess, s) for s in ("sagemaker", "lambda", "iam", "application-autoscaling")]
+    clients = [aws.client(sess, s) for s in ("sagemaker", "lambda", "iam", "application-autoscaling",
+                                             "scheduler", "cloudwatch")]
     found = teardown.find(*clients, cfg.aws.stack)
     for r in found:
         print(f"{'would delete' if a.dry_run else 'delete'}\t{r.kind}\t{r.name}")

@@ -83,6 +83,13 @@ def deploy(sm, autoscaling, cfg: Config, image: str, model_data: str,
                       capture["DestinationS3Uri"] if capture else "off")
 
 
+def serving_model_data(sm, endpoint: str) -> str:
+    """The model.tar.gz the endpoint serves now."""
+    config = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    variant = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
+    return sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]["ModelDataUrl"]
+
+
 def capture_uri(cfg: Config) -> str:
     """Where the endpoint's captures go: SageMaker adds ENDPOINT/VARIANT/yyyy/mm/dd/hh/."""
     return f"{cfg.s3_base}/{cfg.monitor.capture_prefix.strip('/')}"

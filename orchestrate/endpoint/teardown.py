@@ -1,6 +1,7 @@
 """``orchestrate teardown``: delete what orchestrate created for one stack, nothing else.
 
-A resource qualifies only when it carries both tags ``bincounter:managed-by =
+A resource qualifies only when it carries both tags (a monitor schedule through its
+schedule group: schedules take no tags) ``bincounter:managed-by =
 orchestrate`` and ``bincounter:stack = STACK``. Training, tuning and transform
 jobs stay (they cannot be deleted and cost nothing once finished; a running
 audit's transform job is named so it can be stopped); S3 data stays.
@@ -32,10 +33,16 @@ def _sagemaker(sm, stack: str, op: str, key: str, name: str, arn: str) -> list[s
     return sorted(found)
 
 
-def find(sm, lam, iam, autoscaling, stack: str) -> list[Resource]:
+def find(sm, lam, iam, autoscaling, scheduler, cloudwatch, stack: str) -> list[Resource]:
     """Everything of ``stack``, in the order it must be deleted."""
     endpoints = _sagemaker(sm, stack, "list_endpoints", "Endpoints", "EndpointName", "EndpointArn")
-    out = []
+    # the monitor's schedule group (its schedules go with it) and drift alarm first: they start jobs
+    out = [Resource("schedule-group", g["Name"]) for page in scheduler.get_paginator("list_schedule_groups").paginate()
+           for g in page["ScheduleGroups"]
+           if is_ours(scheduler.list_tags_for_resource(ResourceArn=g["Arn"]).get("Tags", []), stack)]
+    out += [Resource("alarm", a["AlarmName"]) for page in cloudwatch.get_paginator("describe_alarms").paginate()
+            for a in page["MetricAlarms"]
+            if is_ours(cloudwatch.list_tags_for_resource(ResourceARN=a["AlarmArn"]).get("Tags", []), stack)]
     for page in autoscaling.get_paginator("describe_scalable_targets").paginate(ServiceNamespace="sagemaker"):
         for t in page["ScalableTargets"]:
             if t["ScalableDimension"] == SCALABLE_DIMENSION and t["ResourceId"].split("/")[1] in endpoints:
@@ -65,9 +72,16 @@ def running_jobs(sm, stack: str) -> list[Resource]:
     return found
 
 
-def delete(sm, lam, iam, autoscaling, resources: list[Resource]) -> None:
+def delete(sm, lam, iam, autoscaling, scheduler, cloudwatch, resources: list[Resource]) -> None:
     for r in resources:
-        if r.kind == "scalable-target":
+        if r.kind == "schedule-group":
+            for page in scheduler.get_paginator("list_schedules").paginate(GroupName=r.name):
+                for s in page["Schedules"]:
+                    scheduler.delete_schedule(Name=s["Name"], GroupName=r.name)
+            scheduler.delete_schedule_group(Name=r.name)
+        elif r.kind == "alarm":
+            cloudwatch.delete_alarms(AlarmNames=[r.name])
+        elif r.kind == "scalable-target":
             # Deregistering a target also deletes its scaling policies.
             autoscaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=r.name,
                                                    ScalableDimension=SCALABLE_DIMENSION)
