@@ -47,6 +47,12 @@ bench-quantize: $(STAMP)
 soak-serve: $(STAMP)
 	$(BIN)/python -m benchmarks.soak_serve $(BENCH_ARGS)
 
+# the drift alarm on real photos through a bench-train model: false alarms, detections, label-free
+# estimates (docs/monitoring.md); BENCH_ARGS="RUN_FOLDER [--windows 200 --sizes 30 60 120]"
+.PHONY: bench-monitor
+bench-monitor: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_monitor $(BENCH_ARGS)
+
 # The audit on synthetic bins, on this machine (docs/cloud.md "Audit"): a small model trained through
 # the toolkit, then `orchestrate audit --local` (the SageMaker SDK's local Batch Transform on the
 # serving image bincounter-serving:$(IMAGE_TAG): make images first). Report in build/audit/.
