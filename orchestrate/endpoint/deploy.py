@@ -16,7 +16,7 @@ from typing import Callable
 
 from bincounter.monitoring.capture import JSON_CONTENT_TYPES
 from orchestrate.core.aws import Poll, is_ours, tags, unique_name
-from orchestrate.core.config import Config
+from orchestrate.core.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,12 @@ def deploy(sm, autoscaling, cfg: Config, image: str, model_data: str,
            echo: Callable[[str], None] = lambda s: None, poll_delay: float = 15.0) -> Deployment:
     """Model + endpoint config + endpoint (created, or updated in place); waits for InService."""
     d = cfg.deploy
+    capture = data_capture(cfg)  # before anything is created: it needs the stack's bucket
     model = unique_name(cfg.aws.stack, "model")
     endpoint_config = unique_name(d.endpoint_name, "config")
     sm.create_model(ModelName=model, ExecutionRoleArn=cfg.require("aws", "role_arn"),
                     PrimaryContainer={"Image": image, "ModelDataUrl": model_data},
                     Tags=tags(cfg.aws.stack))
-    capture = data_capture(cfg)
     sm.create_endpoint_config(
         EndpointConfigName=endpoint_config, Tags=tags(cfg.aws.stack),
         ProductionVariants=[{"VariantName": VARIANT, "ModelName": model, "InitialInstanceCount": d.instance_count,
@@ -103,6 +103,8 @@ def data_capture(cfg: Config) -> dict | None:
         return None
     if not 0 < m.sampling_percentage <= 100:
         raise ValueError(f"monitor.sampling_percentage={m.sampling_percentage}: give 1..100")
+    if not cfg.aws.bucket:
+        raise ConfigError("data capture writes to s3://BUCKET/PREFIX/capture/: set aws.bucket, or deploy --no-capture")
     modes = [{"CaptureMode": "Output"}] + ([{"CaptureMode": "Input"}] if m.capture_input else [])
     return {"EnableCapture": True, "InitialSamplingPercentage": m.sampling_percentage,
             "DestinationS3Uri": capture_uri(cfg), "CaptureOptions": modes,

@@ -102,7 +102,11 @@ def test_a_request_botocore_rejects_is_an_error_naming_the_parameter_and_is_not_
     config = tmp_path / "o.toml"
     config.write_text('[aws]\nrole_arn = "arn:aws:iam::123456789012:role/sm"\nstack = "t1"\n'
                       '[images]\nserving_image = "x"\n[deploy]\ninstance_count = 0\n')
+    # data capture writes to the stack's bucket, which this config lacks: said before anything is created
     assert cli.main(["--config", str(config), "deploy"], session=aws) == 1
+    assert "set aws.bucket, or deploy --no-capture" in capsys.readouterr().err
+    assert "CreateModel" not in [op for _, op, _ in aws.api_calls]
+    assert cli.main(["--config", str(config), "deploy", "--no-capture"], session=aws) == 1
     err = capsys.readouterr().err
     assert "Parameter validation failed" in err and "InitialInstanceCount" in err
     assert "CreateEndpointConfig" not in [op for _, op, _ in aws.api_calls]
