@@ -29,7 +29,7 @@ import signal
 import subprocess
 import tarfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import boto3
@@ -72,16 +72,27 @@ def _children_done(timeout: float) -> None:
     log.warning("docker compose still running %.0f s after the stop", timeout)
 
 
+def _leaves(pid: int) -> list[int]:
+    """The processes at the ends of ``pid``'s tree. The SDK's ``docker compose`` is the docker
+    CLI running the compose plugin as its child: a SIGTERM to both (the SDK's own
+    ``kill_child_processes`` signals the whole tree) can reach the plugin twice, the CLI
+    forwarding its own, and compose takes a second signal as "kill now" instead of stopping
+    the container, which then never writes output/failure (seen once in a CI rehearsal).
+    One signal to the plugin alone stops it gracefully."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
+    return [leaf for child in map(int, found) for leaf in (_leaves(child) or [child])]
+
+
 @contextmanager
 def stoppable(reap: bool, grace: float = 30.0):
     """SIGTERM / SIGINT -> SIGTERM to the SDK's compose process (it stops the container),
     then LocalJobStopped in this thread; with ``reap``, once compose has exited (training:
     the SDK abandons its Popen when the exception unwinds; serving: its own thread waits)."""
-    from sagemaker.core.local.utils import kill_child_processes
-
     def stop(signum, _frame):
         signal.signal(signum, signal.SIG_IGN)  # one stop is enough
-        kill_child_processes(os.getpid())
+        for pid in _leaves(os.getpid()):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         raise LocalJobStopped(signum)
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
