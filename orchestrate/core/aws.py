@@ -17,6 +17,8 @@ import boto3
 from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
 
+from orchestrate.core.store import split_s3
+
 MANAGED_BY_KEY = "bincounter:managed-by"
 MANAGED_BY_VALUE = "orchestrate"
 STACK_KEY = "bincounter:stack"
@@ -82,9 +84,7 @@ class S3Clients:
 
     def for_uri(self, uri: str) -> Any:
         """The client that reads ``s3://bucket/...``."""
-        if not uri.startswith("s3://"):
-            raise ValueError(f"{uri!r} is not an s3:// URI")
-        return self.for_bucket(uri[5:].split("/", 1)[0])
+        return self.for_bucket(split_s3(uri)[0])
 
 
 def unique_name(stack: str, kind: str, limit: int = 63) -> str:

@@ -17,16 +17,15 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from orchestrate.core.aws import ROLE_PATH, tags
+from orchestrate.core import iam as iam_roles
+from orchestrate.core.aws import tags
+from orchestrate.core.iam import fill
 from orchestrate.core.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
 
 S3_STATEMENT = "OptionalReadImagesUnderOnePrefix"
 POLICY_NAME = "bincounter-lambda-least-privilege"
-TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                 "Principal": {"Service": "lambda.amazonaws.com"}}]}
-_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,7 @@ def role_policy(template: str, *, region: str, account: str, endpoint: str, func
         values.update(S3Bucket=m.group(1), S3Prefix=m.group(2))
     else:
         doc["Statement"] = [s for s in doc["Statement"] if s.get("Sid") != S3_STATEMENT]
-    text = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), json.dumps(doc))
-    left = sorted(set(_PLACEHOLDER.findall(text)))
-    if left:
-        raise ConfigError(f"IAM policy template has placeholders orchestrate cannot fill: {left}")
-    return json.loads(text)
+    return fill(json.dumps(doc), values)
 
 
 def build_zip(source_dir: str | Path) -> bytes:
@@ -72,18 +67,8 @@ def build_zip(source_dir: str | Path) -> bytes:
 
 def ensure_role(iam, cfg: Config, policy: dict) -> str:
     """Create (or refresh the policy of) the function's role; returns its ARN."""
-    name = f"{cfg.function.function_name}-role"[:64]
-    try:
-        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-    except iam.exceptions.NoSuchEntityException:
-        # The path lets teardown list only our roles; the tags decide.
-        arn = iam.create_role(RoleName=name, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(TRUST),
-                              Description="bincounter Lambda: invoke one endpoint, write own logs",
-                              Tags=tags(cfg.aws.stack))["Role"]["Arn"]
-        iam.get_waiter("role_exists").wait(RoleName=name)
-        log.info("created role %s", arn)
-    iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
-    return arn
+    return iam_roles.ensure_role(iam, f"{cfg.function.function_name}-role"[:64], "lambda.amazonaws.com", POLICY_NAME,
+                                 policy, cfg.aws.stack, "bincounter Lambda: invoke one endpoint, write own logs")
 
 
 def deploy_function(lam, iam, cfg: Config, account: str, endpoint: str) -> FunctionResult:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrate.core.aws import ROLE_PATH, tags
-from orchestrate.core.config import Config, ConfigError
+from orchestrate.core.config import Config
+from orchestrate.core.iam import ensure_role, fill
 from orchestrate.core.store import split_s3
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 JOB_POLICY, SCHEDULER_POLICY = HERE / "job-policy.json", HERE / "scheduler-policy.json"
 # filled in by EventBridge Scheduler at each run
 EXECUTION_ID, SCHEDULED_TIME = "<aws.scheduler.execution-id>", "<aws.scheduler.scheduled-time>"
-_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+POLICY_NAME = "bincounter-monitor"
 PROCESSING_OUT = "/opt/ml/processing/output"
 
 
@@ -50,15 +50,6 @@ class Names:
         s = stack[:24]
         return cls(f"bincounter-{s}", f"{s}-monitor", f"{s}-monitor", f"{s}-monitor-job-role",
                    f"{s}-monitor-scheduler-role", f"{s}-monitor-drift")
-
-
-def fill(template: str, values: dict[str, str]) -> dict:
-    """A policy template with every ``{{Placeholder}}`` filled; fails naming any left unknown."""
-    text = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
-    left = sorted(set(_PLACEHOLDER.findall(text)))
-    if left:
-        raise ConfigError(f"IAM policy template has placeholders orchestrate cannot fill: {left}")
-    return json.loads(text)
 
 
 def policies(cfg: Config, account: str, captures: str, model_data: str, reports: str, job_role_arn: str,
@@ -91,19 +82,6 @@ def processing_request(cfg: Config, image: str, role_arn: str, captures: str, mo
             "Tags": tags(cfg.aws.stack)}
 
 
-def _role(iam, name: str, service: str, policy: dict, stack: str, what: str) -> str:
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service},
-                                                     "Action": "sts:AssumeRole"}]}
-    try:
-        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-    except iam.exceptions.NoSuchEntityException:
-        arn = iam.create_role(RoleName=name, Path=ROLE_PATH, AssumeRolePolicyDocument=json.dumps(trust),
-                              Description=f"bincounter monitor: {what}", Tags=tags(stack))["Role"]["Arn"]
-        log.info("created role %s", arn)
-    iam.put_role_policy(RoleName=name, PolicyName="bincounter-monitor", PolicyDocument=json.dumps(policy))
-    return arn
-
-
 @dataclass(frozen=True)
 class Scheduled:
     schedule: str
@@ -122,10 +100,10 @@ def schedule(scheduler, iam, cloudwatch, cfg: Config, account: str, image: str, 
     reports = f"{cfg.s3_base}/monitor/reports/"
     job_arn = f"arn:aws:iam::{account}:role{ROLE_PATH}{names.job_role}"
     job_policy, scheduler_policy = policies(cfg, account, captures, model_data, reports, job_arn, names)
-    job_arn = _role(iam, names.job_role, "sagemaker.amazonaws.com", job_policy, cfg.aws.stack,
-                    "read captures and the model, write reports and metrics")
-    scheduler_arn = _role(iam, names.scheduler_role, "scheduler.amazonaws.com", scheduler_policy, cfg.aws.stack,
-                          "start the monitor's processing jobs")
+    job_arn = ensure_role(iam, names.job_role, "sagemaker.amazonaws.com", POLICY_NAME, job_policy, cfg.aws.stack,
+                          "bincounter monitor: read captures and the model, write reports and metrics")
+    scheduler_arn = ensure_role(iam, names.scheduler_role, "scheduler.amazonaws.com", POLICY_NAME, scheduler_policy,
+                                cfg.aws.stack, "bincounter monitor: start the monitor's processing jobs")
     try:
         scheduler.get_schedule_group(Name=names.group)
     except scheduler.exceptions.ResourceNotFoundException:

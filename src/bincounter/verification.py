@@ -116,13 +116,14 @@ class VerdictRule:
     def describe(self) -> str:
         """One line for logs and reports: the thresholds of each count."""
         def pair(t: Thresholds) -> str:
-            return f"match >= {_at(t.match_at)}, mismatch <= {_at(t.mismatch_at)}"
+            return f"match >= {threshold_text(t.match_at)}, mismatch <= {threshold_text(t.mismatch_at)}"
         if not self.per_count:
             return pair(self.pooled)
         return "; ".join(f"{c}: {pair(t)}" for c, t in self.per_count)
 
 
-def _at(value: float | None) -> str:
+def threshold_text(value: float | None) -> str:
+    """A threshold as the cards and reports print it: "never" for a side that never fires."""
     return "never" if value is None else f"{value:g}"
 
 

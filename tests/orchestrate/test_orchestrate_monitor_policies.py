@@ -8,6 +8,7 @@ import re
 import pytest
 
 from orchestrate.core.config import ConfigError, load
+from orchestrate.core.iam import fill
 from orchestrate.monitor import schedule
 
 GRANTS = {schedule.JOB_POLICY: {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "cloudwatch:PutMetricData",
@@ -40,7 +41,7 @@ def test_filling_the_templates_leaves_no_placeholder_and_concrete_arns():
     text = json.dumps([job, scheduler])
     assert "{{" not in text and "arn:aws:sagemaker:us-east-1:123456789012:processing-job/t1-monitor*" in text
     with pytest.raises(ConfigError, match="Nope"):
-        schedule.fill('{"Resource": "{{Nope}}"}', {})
+        fill('{"Resource": "{{Nope}}"}', {})
     assert set(re.findall(r"\{\{(\w+)\}\}", schedule.JOB_POLICY.read_text())) == {
         "CaptureBucket", "CapturePrefix", "ModelBucket", "ModelKey", "ReportBucket", "ReportPrefix", "Namespace",
         "Region", "AccountId"}

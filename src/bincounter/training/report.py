@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from bincounter.guarantees import miss_lines  # noqa: E402
 from bincounter.metrics import Evaluation  # noqa: E402
 from bincounter.modelcard import MODEL_ONNX  # noqa: E402
+from bincounter.verification import threshold_text  # noqa: E402
 
 if TYPE_CHECKING:
     from bincounter.modelcard import ModelCard
@@ -53,10 +54,6 @@ def _of(rates: dict, rate: str, n: str) -> str:
     return f"{_pct(rates[rate])} of {rates[n]:,}" if rates[n] else "no asks"
 
 
-def _threshold(value: float | None) -> str:
-    return "never" if value is None else f"{value:g}"
-
-
 def verdict_section(card: "ModelCard") -> list[str]:
     """Markdown: the guarantee, each expected count's thresholds and test rates, the pooled
     operating point on both splits, every count above its target, and the calibration
@@ -74,7 +71,7 @@ def verdict_section(card: "ModelCard") -> list[str]:
              "| false mismatch (test) |", "|---|---|---|---|---|---|"]
     for c, r in sorted(test["per_expected"].items(), key=lambda kv: int(kv[0])):
         t = rule.for_count(int(c))
-        lines.append(f"| {c} | {_threshold(t.match_at)} | {_threshold(t.mismatch_at)} | {_pct(r['auto_share'])} "
+        lines.append(f"| {c} | {threshold_text(t.match_at)} | {threshold_text(t.mismatch_at)} | {_pct(r['auto_share'])} "
                      f"| {_of(r, 'false_match_rate', 'false_match_n')} "
                      f"| {_of(r, 'false_mismatch_rate', 'false_mismatch_n')} |")
     lines += ["", f"| all counts pooled | target | {fitted} | test |", "|---|---|---|---|",
