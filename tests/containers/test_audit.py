@@ -1,19 +1,17 @@
 """The audit with the serving image: ``orchestrate audit --local`` through the SageMaker
-SDK's own local Batch Transform, a local run writing into moto's S3, and compose's
-``audit`` profile."""
+SDK's own local Batch Transform, and a local run writing into moto's S3 (compose's
+``audit`` profile: test_compose.py, in the two-hosts project)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from aws_helpers import ROLE_ARN
-from container_helpers import ROOT, docker
+from container_helpers import docker
 
 from orchestrate import cli
 from orchestrate.audit import transform_local
@@ -95,25 +93,3 @@ def test_a_local_run_writes_into_moto_s3_and_audit_joins_it(aws, serving_image, 
     assert summary["verdicts"]["error"] == 1 and summary["verdicts"]["no-expected-quantity"] == 1
     report = (tmp_path / "report" / "audit.md").read_text()
     assert "s3://photos/zone-a/metadata/unlabelled.json" in report  # metadata read in place beside the photos
-
-
-def test_the_compose_audit_profile_ends_with_a_report_whose_counts_add_up(training_image, serving_image):
-    project = f"bincounter-audit-{os.getpid()}"
-    env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "BINS": "60", "EPOCHS": "1"}
-    compose = ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "--profile", "audit"]
-    try:
-        proc = subprocess.run([*compose, "up", "--no-build", "--exit-code-from", "audit", "audit"], env=env,
-                              capture_output=True, text=True, timeout=1500)
-        said = [line.split("|", 1)[1].strip() for line in proc.stdout.splitlines() if line.startswith("audit-")]
-        print("\naudit said:\n" + "\n".join(said))
-        assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
-        line = next(x for x in said if x.startswith("audit: "))
-        photos = int(re.match(r"audit: ([\d,]+) photos", line).group(1).replace(",", ""))
-        counted = sum(int(n.replace(",", "")) for n in re.findall(r"([\d,]+) [a-z-]+(?:,|$)", line.split(": ", 2)[2]))
-        assert photos == counted == 60
-        report = docker("run", "--rm", "-v", f"{project}_audit-report:/a:ro", "--entrypoint", "cat",
-                        serving_image, "/a/audit.md").stdout
-        assert "## Recount first" in report and "| **all photos** | **60** | 100% |" in report
-    finally:
-        subprocess.run([*compose, "down", "--volumes", "--remove-orphans"], env=env, capture_output=True,
-                       timeout=180)

@@ -73,7 +73,10 @@ def test_compose_up_runs_the_loop_and_the_client_exits_0_with_counts(training_im
                        capture_output=True, timeout=180)
 
 
-def test_two_hosts_profile_trains_with_ddp_and_both_ranks_end_equal(training_image, serving_image):
+@pytest.fixture(scope="module")
+def two_hosts_project(training_image, serving_image):
+    """One compose project for both profiles: the two-hosts loop trains once (DDP), then the audit
+    profile audits that model in the same project (`up --no-deps batch audit`: train is not run again)."""
     project = f"bincounter-test2-{os.getpid()}"
     env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "HOSTS": "algo-1,algo-2", "BINS": "100",
            "EPOCHS": "1", "CLIENT_IMAGES": "3", "SERVE_PORT": str(free_port()),
@@ -84,14 +87,44 @@ def test_two_hosts_profile_trains_with_ddp_and_both_ranks_end_equal(training_ima
                               capture_output=True, text=True, timeout=1200)
         logs = subprocess.run([*compose, "logs", "--no-color", "train", "train-algo-2"], env=env,
                               capture_output=True, text=True, timeout=60).stdout
-        assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}\n{logs[-4000:]}"
-        digests = dict((rank, digest) for digest, rank in
-                       re.findall(r"final weights sha256 (\w+) \(rank (\d) of 2\)", logs))
-        print(f"\ntwo hosts: final weights per rank {digests}")
-        assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], logs[-3000:]
+        yield {"env": env, "compose": [*compose, "--profile", "audit"], "project": project, "up": proc,
+               "train_logs": logs}
     finally:
+        compose = [*compose, "--profile", "audit"]
         subprocess.run([*compose, "down", "--volumes", "--remove-orphans"], env=env,
                        capture_output=True, timeout=180)
+
+
+def test_two_hosts_profile_trains_with_ddp_and_both_ranks_end_equal(two_hosts_project):
+    proc, logs = two_hosts_project["up"], two_hosts_project["train_logs"]
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}\n{logs[-4000:]}"
+    digests = dict((rank, digest) for digest, rank in
+                   re.findall(r"final weights sha256 (\w+) \(rank (\d) of 2\)", logs))
+    print(f"\ntwo hosts: final weights per rank {digests}")
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], logs[-3000:]
+
+
+def test_the_audit_profile_audits_the_projects_model_and_its_counts_add_up(two_hosts_project, serving_image):
+    """docs/cloud.md "Compose": after a loop, `--profile audit up --no-deps ... batch audit`."""
+    env, compose, project = (two_hosts_project[k] for k in ("env", "compose", "project"))
+    assert two_hosts_project["up"].returncode == 0, "the loop before the audit failed (see the DDP test)"
+    trained = docker("run", "--rm", "-v", f"{project}_ml-model:/m:ro", "--entrypoint", "stat", serving_image,
+                     "-c", "%Y", "/m/model.onnx").stdout.strip()
+    proc = subprocess.run([*compose, "up", "--no-build", "--no-deps", "--exit-code-from", "audit", "batch",
+                           "audit"], env=env, capture_output=True, text=True, timeout=600)
+    said = [line.split("|", 1)[1].strip() for line in proc.stdout.splitlines() if line.startswith("audit-")]
+    print("\naudit said:\n" + "\n".join(said))
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    line = next(x for x in said if x.startswith("audit: "))
+    photos = int(re.match(r"audit: ([\d,]+) photos", line).group(1).replace(",", ""))
+    counted = sum(int(n.replace(",", "")) for n in re.findall(r"([\d,]+) [a-z-]+(?:,|$)", line.split(": ", 2)[2]))
+    assert photos == counted == 100
+    report = docker("run", "--rm", "-v", f"{project}_audit-report:/a:ro", "--entrypoint", "cat",
+                    serving_image, "/a/audit.md").stdout
+    assert "## Recount first" in report and "| **all photos** | **100** | 100% |" in report
+    # the model the loop trained, not a second training run
+    assert docker("run", "--rm", "-v", f"{project}_ml-model:/m:ro", "--entrypoint", "stat", serving_image,
+                  "-c", "%Y", "/m/model.onnx").stdout.strip() == trained
 
 
 def test_compose_without_the_wheelhouse_says_what_to_run_in_one_line(engine, tmp_path):
