@@ -49,7 +49,7 @@ def _sdk_transform(cfg: Config, job: str, image: str, model_dir: Path, folder: P
         return transform_local.run_local(
             sess, job=job, image=image, model_dir=model_dir, input_uri=folder.resolve().as_uri(),
             output_uri=outputs.resolve().as_uri(), content_type=cfg.audit.content_type,
-            on_count=bar.advance_to)
+            environment=transform_local.single_stream(), on_count=bar.advance_to)
 
 
 def run(clients: S3Clients, cfg: Config, req: Request, photos: Photos, image: str) -> Transformed:
@@ -77,7 +77,8 @@ def run(clients: S3Clients, cfg: Config, req: Request, photos: Photos, image: st
     cost = costs.Cost(done.seconds, price, f"1 x this machine ({os.cpu_count()} CPUs) standing in for one "
                       f"{cfg.audit.instance_type}", len(sent))
     how = (f"the serving container at {req.endpoint}" if req.endpoint
-           else f"SageMaker SDK local mode, image `{image}`")
+           else f"SageMaker SDK local mode, image `{image}`, one worker x "
+                f"{transform_local.single_stream()['MODEL_SERVER_INTRA_OP_THREADS']} ONNX Runtime threads")
     facts = (f"- local transform `{job}` ({how}): {done.description['TransformJobStatus']} in {done.seconds:.1f} s",
              f"- photos: {req.named} ({len(sent):,})", f"- model: {req.model_data}", f"- outputs: {outputs}")
     return Transformed(job, tuple(p.name for p in sent), Store(str(outputs)), card, facts, cost,

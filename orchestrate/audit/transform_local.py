@@ -13,10 +13,12 @@ What the SDK's local mode (sagemaker 3.27) lacks, and what we do about it:
 * Only the top level of a folder: files in subfolders are never sent.
   ``top_level_photos`` refuses such a folder instead of auditing part of it.
 * One container, one request at a time (MaxConcurrentTransforms is forced to
-  1), so one worker computes while the others idle. Nothing here changes that:
-  giving the one stream every core (one worker, one ONNX Runtime thread per CPU)
-  measured 0.55x the image's defaults (``make bench-audit``); ``run_attached``
-  (below) sends MaxConcurrentTransforms requests at once.
+  1), so with the image's defaults one worker computes while the others idle.
+  ``SINGLE_STREAM`` gives that one stream every core (one worker, one ONNX Runtime
+  thread per CPU): 1.51x the defaults on the fp32 graph and 1.24x on int8 on a
+  quiet machine (``make bench-audit``, 2026-12-03, load 1.2-1.9), though 0.55-0.63x
+  beside other work (load 4-11, 2026-11-30); ``orchestrate audit --local`` uses it.
+  ``run_attached`` (below) sends MaxConcurrentTransforms requests at once.
 * The documented ``/execution-parameters`` answer ``"BatchStrategy":
   "MULTI_RECORD"`` is copied into its request and then rejected ("Invalid Batch
   Strategy"): the strategy is always passed in the API's spelling.
@@ -46,6 +48,7 @@ What the SDK's local mode (sagemaker 3.27) lacks, and what we do about it:
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import tempfile
 import threading
@@ -120,6 +123,12 @@ def materialize(s3, manifest: Manifest, folder: Path, workers: int = 16) -> Path
 def _count_outputs(root: Path, stop: threading.Event, on_count: Callable[[int], None]) -> None:
     while not stop.wait(1.0):
         on_count(sum(1 for _ in root.rglob("*.out")))
+
+
+def single_stream(cpus: int | None = None) -> dict[str, str]:
+    """The serving container's environment for the SDK's one request at a time: one worker,
+    one ONNX Runtime thread per CPU of this machine (the container sees them all)."""
+    return {"MODEL_SERVER_WORKERS": "1", "MODEL_SERVER_INTRA_OP_THREADS": str(cpus or len(os.sched_getaffinity(0)))}
 
 
 def run_local(sess, *, job: str, image: str, model_dir: Path, input_uri: str, output_uri: str,
