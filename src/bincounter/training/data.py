@@ -18,6 +18,7 @@ from bincounter.split import stratified_split, write_manifest
 from bincounter.training.distributed import World
 from bincounter.training.environment import TrainingEnv
 from bincounter.training.recipe import Head, augment_bin
+from bincounter.training.relabel import Provenance, apply_labels, drop_golden, golden_ids
 
 log = logging.getLogger(__name__)
 SHARDED = "ShardedByS3Key"
@@ -120,21 +121,32 @@ def make_loader(dataset: BinDataset, batch_size: int, num_workers: int, seed: in
 
 
 def load_splits(env: TrainingEnv, count_range: CountRange, write: bool,
-                outside: bool = False) -> dict[str, list[Sample]]:
+                outside: bool = False) -> tuple[dict[str, list[Sample]], Provenance]:
     """train / validation / test samples: the given channels, else carved from ``training``
     by the seeded stratified split (written to ``output/data/split.json`` when ``write``),
     and "calibration" when that channel is given (its photos never train).
     With ``outside``, the training channel's photos with counts outside ``count_range``
-    join the train split (never validation or test: every metric is on the served counts)."""
+    join the train split (never validation or test: every metric is on the served counts).
+    A ``labels`` channel replaces recorded counts with people's (``relabel``); a ``golden``
+    channel's bins are left out of every split. Returns the splits and that provenance."""
     hp = env.hp
     if "training" not in env.channels:
         raise NoUsableDataError(f"no 'training' channel (channels found: {sorted(env.channels)})")
-    scanned, _ = scan_dataset(env.channels["training"], ALL_COUNTS if outside else count_range)
-    train = [s for s in scanned if count_range.contains(s.count)]
-    extra = [s for s in scanned if not count_range.contains(s.count)]
-    given = {name: scan_dataset(env.channels[name], count_range)[0]
-             for name in ("validation", "test") if name in env.channels}
-    calibration = scan_dataset(env.channels["calibration"], count_range)[0] if "calibration" in env.channels else None
+    prov = Provenance()
+    # with people's counts, a bin recorded outside the range may hold a count inside it
+    scan_all = outside or "labels" in env.channels
+    scanned, _ = scan_dataset(env.channels["training"], ALL_COUNTS if scan_all else count_range)
+    golden = golden_ids(env.channels["golden"], prov) if "golden" in env.channels else frozenset()
+    if "labels" in env.channels:
+        scanned = apply_labels(scanned, env.channels["labels"], count_range, outside, prov, golden)
+    pools = {"train": [s for s in scanned if count_range.contains(s.count)],
+             "extra": [s for s in scanned if not count_range.contains(s.count)] if outside else []}
+    pools.update({name: scan_dataset(env.channels[name], count_range)[0]
+                  for name in ("validation", "test", "calibration") if name in env.channels})
+    drop_golden(pools, golden, prov)
+    train, extra = pools.pop("train"), pools.pop("extra")
+    calibration = pools.pop("calibration", None)
+    given = pools
     if calibration is not None:
         # the thresholds' promise needs photos the model never trained on
         held = {s.id for s in calibration}
@@ -163,7 +175,7 @@ def load_splits(env: TrainingEnv, count_range: CountRange, write: bool,
                        (1 - fv - ft, fv, ft), source=str(env.channels["training"]))
     log.info("split: %s%s", {k: len(v) for k, v in splits.items()},
              f" (train includes {len(extra)} photos with counts outside the range)" if extra else "")
-    return splits
+    return splits, prov
 
 
 def make_loaders(env: TrainingEnv, splits: dict[str, list[Sample]], spec: PreprocessSpec,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from bincounter.metadata import NoUsableDataError
+from bincounter.reviews import LabelsError
 from bincounter.training.hyperparameters import HyperparameterError
 from bincounter.training.spot import Interrupted
 
@@ -27,7 +28,7 @@ class TrainingDiverged(RuntimeError):
     """The trained weights hold NaN or infinity: there is no model worth saving."""
 
 
-EXPECTED = (HyperparameterError, NoUsableDataError, PretrainedWeightsUnavailable, TrainingDiverged)
+EXPECTED = (HyperparameterError, NoUsableDataError, LabelsError, PretrainedWeightsUnavailable, TrainingDiverged)
 
 
 def classify(exc: BaseException) -> tuple[int, str]:

@@ -63,7 +63,8 @@ def write_reference(model_dir: Path, probabilities: np.ndarray, labels: np.ndarr
 
 def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: PreprocessSpec,
                   count_range: CountRange, test_loader, history: list[dict], fit: tuple[str, dict],
-                  test: dict, splits: dict, extra: dict, sections: list[str]) -> ModelCard:
+                  test: dict, splits: dict, extra: dict, sections: list[str],
+                  labels: dict | None = None) -> ModelCard:
     """The model files and the report: weights, the calibrated ONNX graph, model.json with
     its operating point, evaluation.md / .json and figures. ``fit`` (the split's name and its
     results: "validation", or "calibration" for that channel) and ``test`` are the final
@@ -106,7 +107,7 @@ def write_outputs(env: TrainingEnv, model: nn.Module, head: Head, spec: Preproce
                  if history else {}},
         versions=versions(), monitor=monitor,
         training={"hyperparameters": hp.to_dict(), "split_sizes": {k: len(v) for k, v in splits.items()},
-                  "onnx_parity_max_abs_diff": parity, "head": head.kind})
+                  "onnx_parity_max_abs_diff": parity, "head": head.kind, "labels": labels or {}})
     card.write(env.model_dir)
     report = write_report(env.output_data_dir, ev, history, {"model": card.to_dict(), **extra},
                           sections + verdict_section(card), figures=point)

@@ -22,6 +22,7 @@ from bincounter.modelcard import ModelCard
 from bincounter.preprocess import PreprocessSpec
 from bincounter.training import distributed, failures, workers
 from bincounter.training.data import load_splits, make_loaders
+from bincounter.training.relabel import Provenance
 from bincounter.training.distributed import World
 from bincounter.training.environment import TrainingEnv, write_failure
 from bincounter.training.loop import Trainer
@@ -94,7 +95,8 @@ def train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device) 
     count_range = CountRange(hp.min_count, hp.max_count)
     spec = PreprocessSpec(image_size=hp.image_size)
     head = Head(hp.head, hp.label_smoothing, count_range, outside=hp.outside_counts == "classes")
-    splits = load_splits(env, count_range, write=world.is_main, outside=head.outputs > count_range.num_classes)
+    splits, provenance = load_splits(env, count_range, write=world.is_main,
+                                     outside=head.outputs > count_range.num_classes)
     loaders, samplers = make_loaders(env, splits, spec, head, world, pin_memory=device.type == "cuda")
     steps = distributed.all_min(samplers["train"].full_batches(), world)
 
@@ -132,11 +134,13 @@ def train(env: TrainingEnv, stop: StopFlag, world: World, device: torch.device) 
              world.rank, world.size)
     if not world.is_main:
         return None
-    return finish(env, trainer, hook, spec, count_range, loaders, (fit_split, fit_on), test, splits, monitor)
+    return finish(env, trainer, hook, spec, count_range, loaders, (fit_split, fit_on), test, splits, monitor,
+                  provenance)
 
 
 def finish(env: TrainingEnv, trainer: Trainer, hook, spec: PreprocessSpec, count_range: CountRange,
-           loaders: dict, fit: tuple[str, dict], test: dict, splits: dict, monitor: SystemMonitor) -> ModelCard:
+           loaders: dict, fit: tuple[str, dict], test: dict, splits: dict, monitor: SystemMonitor,
+           provenance: Provenance) -> ModelCard:
     """Rank 0: profile and rule verdicts into the report, then the model files."""
     timing = trainer.timer.summary()
     profile = {"step_timing": timing, "system": monitor.summary(),
@@ -152,4 +156,5 @@ def finish(env: TrainingEnv, trainer: Trainer, hook, spec: PreprocessSpec, count
             rules = evaluate_rules(str(hook.out_dir))
             sections += rules_markdown(rules)
     return write_outputs(env, trainer.served, trainer.head, spec, count_range, loaders["test"],
-                         trainer.history, fit, test, splits, {"profile": profile, "rules": rules}, sections)
+                         trainer.history, fit, test, splits, {"profile": profile, "rules": rules}, sections,
+                         provenance.to_dict())
