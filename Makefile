@@ -11,17 +11,24 @@ $(STAMP): requirements/dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --no-deps -r requirements/dev.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . && touch $@
 
+# Label Studio, the review loop's labelling server (docs/reviews.md): its own venv and lock
+LS_STAMP := .venv-labelstudio/.installed
+.PHONY: labelstudio
+labelstudio: $(LS_STAMP)
+$(LS_STAMP): requirements/labelstudio.lock
+	$(PYTHON) -m venv .venv-labelstudio && .venv-labelstudio/bin/pip install --quiet --no-deps -r $< && touch $@
+
 # Test tiers (docs/testing.md; tests/tiers.py fails collection when a test is in the wrong one).
 # the inner loop: no training run, no server process, no moto, no container
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow and not container" $(PYTEST_ARGS)
 
-# everything but the container tier: the training runs, real servers, moto
-test: $(STAMP)
+# everything but the container tier: the training runs, real servers (Label Studio too), moto
+test: $(STAMP) $(LS_STAMP)
 	$(BIN)/pytest -m "not container" $(PYTEST_ARGS)
 
 # what .ci/run runs: everything, the container tier too (needs Docker), and the 25 slowest
-test-all: $(STAMP)
+test-all: $(STAMP) $(LS_STAMP)
 	$(BIN)/pytest --durations=25 $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -19,6 +19,7 @@ from orchestrate.data.commands import cmd_data, cmd_manifest
 from orchestrate.endpoint.commands import cmd_deploy, cmd_invoke, cmd_lambda, cmd_teardown
 from orchestrate.local.commands import LOCAL_ROOT
 from orchestrate.monitor.commands import cmd_monitor
+from orchestrate.review.commands import cmd_review
 from orchestrate.training.commands import cmd_report, cmd_train, cmd_tune
 
 
@@ -151,6 +152,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--schedule", metavar="EXPR", help="run the report on a timer in the cloud, e.g. 'rate(1 day)': "
                                                       "EventBridge Scheduler -> a Processing job, an alarm on drift")
 
+    s = add("review", help="people recount in Label Studio: export the recount list as tasks, import their counts")
+    rsub = s.add_subparsers(dest="review_command", required=True, metavar="STEP")
+    r = rsub.add_parser("export", parents=[common], help="an audit's recount list (or an id list) -> Label Studio tasks")
+    r.add_argument("--audit", metavar="DIR|S3URI", help="the folder (or s3:// copy) orchestrate audit wrote")
+    r.add_argument("--ids", metavar="FILE", help="or: bin ids, one per line (with --photos)")
+    r.add_argument("--file-list", metavar="FILE", help="or: a Udacity file_list.json (with --photos)")
+    r.add_argument("--photos", metavar="DIR|S3URI", help="where the listed bins' photos are (<id>.jpg)")
+    r.add_argument("--limit", type=int, metavar="N", help="only the first N bins of the recount order")
+    r.add_argument("--model-version", help="names the pre-annotations (default: the audit folder's name)")
+    r = rsub.add_parser("import", parents=[common], help="the project's answers -> labels.jsonl + summary")
+    r.add_argument("--out", default="review", metavar="DIR", help="labels.jsonl / labels-summary.json here")
+    r.add_argument("--no-upload", action="store_true", help="do not copy them to the stack's bucket")
+
     s = add("teardown", help="delete what orchestrate created for this stack")
     s.add_argument("--dry-run", action="store_true", help="only list it")
     return p
@@ -158,7 +172,7 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"data": cmd_data, "manifest": cmd_manifest, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy,
             "invoke": cmd_invoke, "lambda": cmd_lambda, "audit": cmd_audit, "monitor": cmd_monitor,
-            "report": cmd_report, "teardown": cmd_teardown}
+            "review": cmd_review, "report": cmd_report, "teardown": cmd_teardown}
 
 
 def main(argv: list[str] | None = None, session=None) -> int:

@@ -22,6 +22,7 @@ HEAVY = {
     "start_serve(": "a server process",
     "launch_serve(": "a server process",
     "spawn([": "a server process",
+    "start_label_studio(": "a server process",
     "ThreadedMotoServer(": "moto",
 }
 TIER_MARKERS = ("slow", "container")

@@ -44,5 +44,5 @@ def cmd_audit(a, cfg: Config, sess) -> int:
                 return 0
             done = run_cloud.run(sm, clients, cfg, req, photos, planned)
     rows = join.rows(done, req.expected, req.metadata or photos.metadata, clients, cfg.data.workers)
-    report.report(rows, done, cfg.audit.recount_rows)
+    report.report(rows, done, cfg.audit.recount_rows, photos.locations(done.photo_names))
     return 0

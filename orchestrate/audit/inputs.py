@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, Sequence
 
 from orchestrate.core import ids
 from orchestrate.core.aws import S3Clients
@@ -83,6 +83,13 @@ class Photos:
     @property
     def count(self) -> int | None:
         return len(self.listed.keys) if self.listed else None
+
+    def locations(self, names: Sequence[str]) -> dict[str, str]:
+        """Where each sent photo is (``s3://`` or an absolute path), by bin id."""
+        if self.folder is not None:
+            return {manifest.bin_id(n): str((self.folder / PurePosixPath(n).name).resolve()) for n in names}
+        prefix = self.listed.prefix if self.listed else ""
+        return {manifest.bin_id(n): n if n.startswith("s3://") else prefix + n for n in names}
 
 
 def sibling_metadata(photos: manifest.Manifest) -> str:

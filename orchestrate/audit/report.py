@@ -14,7 +14,8 @@ from bincounter.modelcard import ModelCard
 from orchestrate.audit.join import ALL_VERDICTS, FAILED, NO_EXPECTED, NOT_VERIFIABLE, Row, Transformed
 from orchestrate.core.costs import Cost
 
-CSV_COLUMNS = ("bin_id", "expected", "counted", "match_probability", "verdict", "error")
+# confidence: the probability of the counted class; photo: where the photo is (what `review export` sends)
+CSV_COLUMNS = ("bin_id", "expected", "counted", "match_probability", "verdict", "error", "confidence", "photo")
 LABELS = {"match": "match", "review": "review (a person looks)", "mismatch": "mismatch (recount)",
           NOT_VERIFIABLE: "expected quantity outside the model's counts", NO_EXPECTED: "no expected quantity",
           FAILED: "error (the photo was not counted)"}
@@ -27,13 +28,15 @@ def recount_order(rows: list[Row]) -> list[Row]:
     return sorted((r for r in rows if r.verdict in ("mismatch", "review")), key=key)
 
 
-def write_csv(rows: list[Row], path: Path) -> Path:
+def write_csv(rows: list[Row], path: Path, photos: dict[str, str] | None = None) -> Path:
+    photos = photos or {}
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
         for r in rows:
             w.writerow([r.bin_id, "" if r.expected is None else r.expected, "" if r.counted is None else r.counted,
-                        "" if r.match_probability is None else f"{r.match_probability:.6f}", r.verdict, r.error])
+                        "" if r.match_probability is None else f"{r.match_probability:.6f}", r.verdict, r.error,
+                        "" if r.confidence is None else f"{r.confidence:.6f}", photos.get(r.bin_id, "")])
     return path
 
 
@@ -118,13 +121,13 @@ def render_md(rows: list[Row], title: str, facts: list[str], card: ModelCard, co
 
 
 def write(rows: list[Row], out_dir: Path, title: str, facts: list[str], card: ModelCard,
-          cost: Cost | None, limit: int = 100) -> dict[str, Path]:
+          cost: Cost | None, limit: int = 100, photos: dict[str, str] | None = None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / "audit.md"
     md.write_text(render_md(rows, title, facts, card, cost, limit), encoding="utf-8")
     summary = out_dir / "audit.json"
     summary.write_text(json.dumps(summary_doc(rows, cost), indent=1), encoding="utf-8")
-    return {"csv": write_csv(rows, out_dir / "audit.csv"), "md": md, "json": summary}
+    return {"csv": write_csv(rows, out_dir / "audit.csv", photos), "md": md, "json": summary}
 
 
 def summary_doc(rows: list[Row], cost: Cost | None) -> dict:
@@ -149,9 +152,9 @@ def summary(rows: list[Row], cost: Cost | None, paths: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
-def report(rows: list[Row], done: Transformed, limit: int) -> dict[str, Path]:
+def report(rows: list[Row], done: Transformed, limit: int, photos: dict[str, str] | None = None) -> dict[str, Path]:
     """The audit's last step: audit.csv / audit.md / audit.json into ``done.out``, and the
-    summary printed."""
-    paths = write(rows, done.out, done.title, list(done.facts), done.card, done.cost, limit)
+    summary printed. ``photos``: where each bin's photo is, by bin id (audit.csv's ``photo``)."""
+    paths = write(rows, done.out, done.title, list(done.facts), done.card, done.cost, limit, photos)
     print(summary(rows, done.cost, paths))
     return paths

@@ -136,6 +136,20 @@ class AuditSection:
 
 
 @dataclass
+class ReviewSection:
+    url: str = "http://127.0.0.1:8090"      # Label Studio (compose's review profile publishes 8090)
+    token_env: str = "LABEL_STUDIO_API_KEY"  # the environment variable with its API token: never a file
+    project: str = ""                       # the project's title; "" = "<aws.stack> recounts"
+    # Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, as both sides see it: local photos
+    # must be under it (review export --local); "" = local photos cannot be shown
+    local_root: str = ""
+    presign_ttl_minutes: int = 15           # how long a photo's presigned URL lives (S3 photos)
+    labels_prefix: str = "labels"           # s3://BUCKET/PREFIX/labels/: review import's files
+    golden_prefix: str = "golden"           # s3://BUCKET/PREFIX/golden/: the golden set
+    timeout: int = 30                       # seconds per Label Studio request
+
+
+@dataclass
 class LambdaSection:
     function_name: str = "bincounter-verify"
     source_dir: str = "lambda"
@@ -161,6 +175,7 @@ class Config:
     function: LambdaSection = field(default_factory=LambdaSection)
     costs: CostsSection = field(default_factory=CostsSection)
     monitor: MonitorSection = field(default_factory=MonitorSection)
+    review: ReviewSection = field(default_factory=ReviewSection)
     source: str = "defaults"
 
     @property
@@ -192,7 +207,7 @@ class Config:
         setattr(section, parts[1], _coerce(dotted, raw, getattr(section, parts[1])))
 
 
-_SECTIONS = ("aws", "images", "data", "train", "tune", "deploy", "audit", "lambda", "costs", "monitor")
+_SECTIONS = ("aws", "images", "data", "train", "tune", "deploy", "audit", "lambda", "costs", "monitor", "review")
 # ``lambda`` is a Python keyword, so its section lives in the ``function`` attribute.
 _ATTR = {"lambda": "function"}
 

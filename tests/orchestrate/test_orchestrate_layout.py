@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "orchestrate"
-CONCERNS = {"core", "data", "training", "endpoint", "audit", "local", "monitor"}
+CONCERNS = {"core", "data", "training", "endpoint", "audit", "local", "monitor", "review"}
 
 
 def name(path: Path) -> str:

@@ -1,0 +1,166 @@
+"""`orchestrate review export|import` against a real Label Studio server: an audit's recount
+list becomes tasks in recount order with the model's count pre-annotated, a second export adds
+nothing, a simulated annotator answers through the API, and the answers come back as
+labels.jsonl with their provenance. Bad input: one line, nothing half written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import urllib.request
+
+import pytest
+
+from bincounter.reviews import CANT_TELL, read_labels
+from orchestrate import cli
+from orchestrate.audit.join import Row
+from orchestrate.audit.report import recount_order, write_csv
+from orchestrate.review.labelstudio import LabelStudio
+from orchestrate.review.tasks import FROM_NAME, TO_NAME
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def audit(label_studio, synthetic_bins, tmp_path, request):
+    """An audit folder of 8 bins whose photos are under Label Studio's local root: 3 mismatch,
+    3 review, 2 match (not to be recounted). Returns (folder, rows, true counts)."""
+    _, _, root = label_studio
+    photos = root / request.node.name / "photos"
+    photos.mkdir(parents=True)
+    metas = sorted((synthetic_bins / "metadata").glob("*.json"))[:8]
+    truth = {}
+    for meta in metas:
+        shutil.copy(synthetic_bins / "images" / f"{meta.stem}.jpg", photos)
+        truth[meta.stem] = json.loads(meta.read_text())["EXPECTED_QUANTITY"]
+    verdicts = ["mismatch", "review", "match", "mismatch", "review", "mismatch", "match", "review"]
+    probability = [0.30, 0.50, 0.95, 0.02, 0.40, 0.10, 0.90, 0.45]
+    rows = [Row(i, expected=truth[i] % 5 + 1 if v == "mismatch" else truth[i], counted=truth[i],
+                match_probability=p, confidence=0.7, verdict=v)
+            for (i, v, p) in zip(truth, verdicts, probability)]
+    folder = tmp_path / "audit"
+    folder.mkdir()
+    write_csv(rows, folder / "audit.csv", {i: str(photos / f"{i}.jpg") for i in truth})
+    return folder, rows, truth
+
+
+def run(label_studio, monkeypatch, *args: str, token: str | None = None, url: str | None = None,
+        project: str = "") -> int:
+    ls_url, ls_token, root = label_studio
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", ls_token if token is None else token)
+    config = root / "orchestrate.toml"
+    config.write_text('[aws]\nstack = "t"\n')
+    return cli.main(["--config", str(config), "--set", f"review.url={url or ls_url}",
+                     "--set", f"review.local_root={root}", "--set", f"review.project={project}",
+                     "--set", "aws.stack=t", *args])
+
+
+def client(label_studio) -> LabelStudio:
+    return LabelStudio(label_studio[0], label_studio[1])
+
+
+def project_tasks(ls: LabelStudio, title: str) -> tuple[int, list[dict]]:
+    project = ls.project(title, "<View/>")
+    return project, sorted(ls.export(project), key=lambda t: t["id"])
+
+
+def test_export_adds_the_recount_list_in_order_with_pre_annotations_once(label_studio, audit, monkeypatch, capsys):
+    folder, rows, _ = audit
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="order") == 0
+    assert "6 tasks added" in capsys.readouterr().out
+    ls = client(label_studio)
+    _, tasks = project_tasks(ls, "order")
+    assert [t["data"]["bin_id"] for t in tasks] == [r.bin_id for r in recount_order(rows)]
+    for t, r in zip(tasks, recount_order(rows)):
+        assert t["data"]["expected_text"] == f"Expected quantity: {r.expected}" and t["data"]["verdict"] == r.verdict
+        [prediction] = ls.predictions(t["id"])
+        assert prediction["score"] == pytest.approx(0.7)
+        assert prediction["result"][0]["value"]["choices"] == [str(r.counted)]
+    # the photo is served to a person's browser from the local storage
+    req = urllib.request.Request(label_studio[0] + tasks[0]["data"]["image"],
+                                 headers={"Authorization": f"Token {label_studio[1]}"})
+    with urllib.request.urlopen(req, timeout=10) as reply:
+        assert reply.read() == open(tasks[0]["data"]["source_ref"], "rb").read()
+    # a second export of the same audit adds nothing
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="order") == 0
+    out = capsys.readouterr().out
+    assert "0 tasks added" in out and "6 of the 6 bins were there already" in out
+    assert len(project_tasks(ls, "order")[1]) == 6
+
+
+def answer(ls: LabelStudio, task: int, choice: str) -> None:
+    ls.annotate(task, [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [choice]}}])
+
+
+def test_people_s_counts_come_back_as_labels_with_provenance_and_a_summary(label_studio, audit, monkeypatch,
+                                                                          capsys, tmp_path):
+    folder, rows, truth = audit
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="round") == 0
+    ls = client(label_studio)
+    _, tasks = project_tasks(ls, "round")
+    # the simulated annotator counts every bin right, but cannot tell the last one
+    for t in tasks[:-1]:
+        answer(ls, t["id"], str(truth[t["data"]["bin_id"]]))
+    answer(ls, tasks[-1]["id"], CANT_TELL)
+    capsys.readouterr()
+    assert run(label_studio, monkeypatch, "review", "import", "--out", str(tmp_path / "r"), "--no-upload",
+               project="round") == 0
+    said = capsys.readouterr().out
+    labels = read_labels(tmp_path / "r" / "labels.jsonl")
+    assert set(labels) == set(truth) - {r.bin_id for r in rows if r.verdict == "match"}
+    by_row = {r.bin_id: r for r in rows}
+    photos = {r["bin_id"]: r["photo"] for r in csv.DictReader((folder / "audit.csv").open())}
+    for bin_id, label in labels.items():
+        assert label.source_ref == photos[bin_id]  # where the photo is, as the audit said
+        assert label.expected_quantity == by_row[bin_id].expected and label.verdict == by_row[bin_id].verdict
+        assert [v.annotator for v in label.votes] == ["admin@bincounter.local"] and label.time
+        last = bin_id == tasks[-1]["data"]["bin_id"]
+        assert label.choice == (CANT_TELL if last else str(truth[bin_id]))
+    summary = json.loads((tmp_path / "r" / "labels-summary.json").read_text())
+    mismatches = [r for r in rows if r.verdict == "mismatch"]  # their record is wrong: the model was right
+    cant = tasks[-1]["data"]["bin_id"]
+    assert summary["recounted"] == 6 and summary["waiting"] == 0 and summary["cant_tell"] == 1
+    assert summary["mismatch_counted"] == sum(r.bin_id != cant for r in mismatches)
+    assert summary["mismatch_confirmed"] == summary["mismatch_counted"]
+    assert summary["disagree_with_record"] == summary["mismatch_counted"]  # reviews held the true count
+    assert "recounted: 6 of 6 bins" in said and ls.token not in said
+
+
+def test_label_studio_that_does_not_answer_is_one_line(label_studio, audit, monkeypatch, capsys):
+    from devtools.local_serve import free_port
+
+    folder, _, _ = audit
+    url = f"http://127.0.0.1:{free_port()}"
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), url=url) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"Label Studio at {url} does not answer" in err[0]
+
+
+def test_a_wrong_token_is_refused_in_one_line_that_never_shows_a_token(label_studio, audit, monkeypatch, capsys):
+    folder, _, _ = audit
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), token="not-the-token") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused the API token (HTTP 401" in err[0] and "not-the-token" not in err[0]
+
+
+def test_an_audit_folder_without_audit_csv_is_named(label_studio, monkeypatch, capsys, tmp_path):
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(tmp_path)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{tmp_path}/audit.csv: no audit.csv there" in err[0]
+
+
+def test_an_annotation_with_an_unknown_choice_stops_the_import_and_writes_nothing(label_studio, audit,
+                                                                                   monkeypatch, capsys, tmp_path):
+    folder, _, _ = audit
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="odd") == 0
+    ls = client(label_studio)
+    _, tasks = project_tasks(ls, "odd")
+    answer(ls, tasks[0]["id"], "2")
+    answer(ls, tasks[1]["id"], "seven")  # a labelling config edited by hand in Label Studio
+    capsys.readouterr()
+    assert run(label_studio, monkeypatch, "review", "import", "--out", str(tmp_path / "r"), "--no-upload",
+               project="odd") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"task {tasks[1]['id']}" in err[0] and "unknown choice 'seven'" in err[0]
+    assert not (tmp_path / "r" / "labels.jsonl").exists()
