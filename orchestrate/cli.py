@@ -19,7 +19,7 @@ from orchestrate.data.commands import cmd_data, cmd_manifest
 from orchestrate.endpoint.commands import cmd_deploy, cmd_invoke, cmd_lambda, cmd_teardown
 from orchestrate.local.commands import LOCAL_ROOT
 from orchestrate.monitor.commands import cmd_monitor
-from orchestrate.review.commands import cmd_review
+from orchestrate.review.commands import cmd_golden, cmd_promote, cmd_review
 from orchestrate.training.commands import cmd_report, cmd_train, cmd_tune
 
 
@@ -57,6 +57,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--calibration", metavar="S3URI_OR_DIR",
                    help="a calibration channel in ABID's layout (an S3 prefix; a folder with --local): the "
                         "temperature and verdict thresholds are fitted on these bins instead of validation")
+    s.add_argument("--labels", metavar="S3URI_OR_DIR",
+                   help="people's counts (review import's labels.jsonl; a folder or file with --local): they "
+                        "replace the recorded counts of those bins")
+    s.add_argument("--golden", metavar="S3URI_OR_DIR",
+                   help="the golden set, whose bins never train (default: the stack's, when `golden` made one)")
     s.add_argument("--local", action="store_true",
                    help="train here with the SageMaker SDK's local mode (docker; no AWS account)")
     s.add_argument("--data", metavar="DIR", help="--local: the training channel (default data.local_dir)")
@@ -164,6 +169,24 @@ def parser() -> argparse.ArgumentParser:
     r = rsub.add_parser("import", parents=[common], help="the project's answers -> labels.jsonl + summary")
     r.add_argument("--out", default="review", metavar="DIR", help="labels.jsonl / labels-summary.json here")
     r.add_argument("--no-upload", action="store_true", help="do not copy them to the stack's bucket")
+    r = rsub.add_parser("policy", parents=[common], help="the loop's least-privilege IAM policy for this stack")
+    r.add_argument("--photo-bucket", metavar="BUCKET", help="where the photos are (default data.source_bucket)")
+
+    s = add("golden", help="fix the stack's golden evaluation set (once): from people's counts or a test split")
+    s.add_argument("--from", dest="source", required=True, metavar="LABELS|SPLIT_JSON",
+                   help="review import's labels.jsonl (bins people counted), or a run's output/data/split.json")
+    s.add_argument("--photos", metavar="DIR|S3URI", help="with a split.json: where its bins' photos are")
+    s.add_argument("--out", default="golden", metavar="DIR", help="golden.manifest here (and in the stack's bucket)")
+    s.add_argument("--replace", action="store_true", help="replace the stack's golden set (old scores stop comparing)")
+
+    s = add("promote", help="score the candidate and the approved model on the golden set; approve the candidate "
+                            "and update the endpoint only when it wins beyond noise")
+    s.add_argument("--candidate", metavar="ARN", help="a model package (default: the newest pending one)")
+    s.add_argument("--golden", metavar="FILE", help="a golden.manifest (default: the stack's)")
+    s.add_argument("--scores", metavar="DIR|S3URI", help="where scores are kept (default: beside the golden set)")
+    s.add_argument("--local", action="store_true", help="score with the SDK's local transform here (docker)")
+    s.add_argument("--force", action="store_true", help="approve anyway (recorded in the approval description)")
+    s.add_argument("--no-deploy", action="store_true", help="approve only; leave the endpoint as it is")
 
     s = add("teardown", help="delete what orchestrate created for this stack")
     s.add_argument("--dry-run", action="store_true", help="only list it")
@@ -172,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"data": cmd_data, "manifest": cmd_manifest, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy,
             "invoke": cmd_invoke, "lambda": cmd_lambda, "audit": cmd_audit, "monitor": cmd_monitor,
-            "review": cmd_review, "report": cmd_report, "teardown": cmd_teardown}
+            "review": cmd_review, "golden": cmd_golden, "promote": cmd_promote, "report": cmd_report, "teardown": cmd_teardown}
 
 
 def main(argv: list[str] | None = None, session=None) -> int:

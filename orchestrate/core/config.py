@@ -147,6 +147,7 @@ class ReviewSection:
     labels_prefix: str = "labels"           # s3://BUCKET/PREFIX/labels/: review import's files
     golden_prefix: str = "golden"           # s3://BUCKET/PREFIX/golden/: the golden set
     timeout: int = 30                       # seconds per Label Studio request
+    promote_alpha: float = 0.05             # promote: McNemar's p must be below it to replace a model
 
 
 @dataclass

@@ -35,6 +35,13 @@ def train(a, cfg: Config) -> int:
         if not (channels["calibration"] / "metadata").is_dir():
             raise ConfigError(f"--calibration {a.calibration}: with --local, a folder in ABID's layout "
                               "(images/, metadata/)")
+    for name in ("labels", "golden"):  # bincounter.reviews files: a folder, or one file (its folder)
+        given = getattr(a, name, None)
+        if given:
+            path = Path(given).resolve()
+            if not path.exists():
+                raise ConfigError(f"--{name} {given}: no such file or folder")
+            channels[name] = path if path.is_dir() else path.parent
     job = aws.unique_name(cfg.aws.stack, "local")
     root = Path(a.local_root).resolve() / job
     log.info("local training job %s: %s on %s, SDK local mode under %s", job, image, data, root)

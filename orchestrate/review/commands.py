@@ -9,6 +9,7 @@ in ``--out``, and a copy beside the stack's manifests in S3 (``[review] labels_p
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from datetime import datetime, timezone
@@ -18,10 +19,12 @@ from orchestrate.core import aws
 from orchestrate.core.config import Config, ConfigError
 from orchestrate.core.ids import read_ids
 from orchestrate.core.store import split_s3
-from orchestrate.review import collect, tasks
+from orchestrate.review import collect, golden, tasks
 from orchestrate.review.labelstudio import LabelStudio
 
 log = logging.getLogger(__name__)
+# promote refused the candidate (for pipelines, like monitor's drift)
+REFUSED_EXIT = 3
 
 
 def connect(cfg: Config) -> LabelStudio:
@@ -94,5 +97,96 @@ def cmd_import(a, cfg: Config, sess) -> int:
     return 0
 
 
+def cmd_policy(a, cfg: Config, sess) -> int:
+    """The loop's IAM policy for this stack, filled (attach it to whoever runs the loop)."""
+    from orchestrate.review.registry import loop_policy
+
+    account = aws.client(sess, "sts").get_caller_identity()["Account"]
+    print(json.dumps(loop_policy(cfg, account, a.photo_bucket or cfg.data.source_bucket), indent=1))
+    return 0
+
+
 def cmd_review(a, cfg: Config, sess) -> int:
-    return {"export": cmd_export, "import": cmd_import}[a.review_command](a, cfg, sess)
+    return {"export": cmd_export, "import": cmd_import, "policy": cmd_policy}[a.review_command](a, cfg, sess)
+
+
+def cmd_golden(a, cfg: Config, sess) -> int:
+    """The stack's golden set, made once (``--replace`` makes a new one: old scores stop comparing)."""
+    s3 = aws.client(sess, "s3") if cfg.aws.bucket else None
+    if s3 is not None and golden.stack_golden(s3, cfg) and not a.replace:
+        raise ConfigError(f"the stack has a golden set at {golden.stack_prefix(cfg)}: it is fixed once, so that "
+                          "every model is scored on the same bins (--replace makes a new one)")
+    path, sha, n = golden.make(Path(a.source), a.photos or "", Path(a.out))
+    print(f"golden set: {n} bins, sha256 {sha} -> {path}")
+    if s3 is not None:
+        bucket, key = split_s3(golden.stack_prefix(cfg) + golden.GOLDEN_FILE)
+        s3.upload_file(str(path), bucket, key)
+        print(f"uploaded: s3://{bucket}/{key} (training leaves these bins out; promote scores on them)")
+    return 0
+
+
+def _golden_here(a, cfg: Config, s3, work: Path) -> Path:
+    if a.golden:
+        return Path(a.golden)
+    if not cfg.aws.bucket or not golden.stack_golden(s3, cfg):
+        raise ConfigError("no golden set: make one with `orchestrate golden --from ...`, or give --golden FILE")
+    bucket, key = split_s3(golden.stack_prefix(cfg) + golden.GOLDEN_FILE)
+    s3.download_file(bucket, key, str(work / golden.GOLDEN_FILE))
+    return work / golden.GOLDEN_FILE
+
+
+def cmd_promote(a, cfg: Config, sess) -> int:
+    import tempfile
+
+    from bincounter.reviews import digest, read_labels
+    from orchestrate.core.images import image_uri, local_image
+    from orchestrate.endpoint.deploy import deploy
+    from orchestrate.review import golden_audit, promote, registry, scoring
+
+    sm, s3 = aws.client(sess, "sagemaker"), aws.client(sess, "s3")
+    image = local_image(cfg, "serving") if a.local else image_uri(cfg, aws.client(sess, "ecr"), "serving")
+    registry.register_new(sm, s3, cfg, image)
+    candidate = a.candidate or next((p["ModelPackageArn"] for p in registry.packages(sm, cfg, registry.PENDING)), "")
+    if not candidate:
+        raise ConfigError(f"no pending model package in {registry.group_name(cfg)}: train a model first")
+    approved = next((p["ModelPackageArn"] for p in registry.packages(sm, cfg, registry.APPROVED)
+                     if p["ModelPackageArn"] != candidate), None)
+    with tempfile.TemporaryDirectory(prefix="orchestrate-promote-") as tmp:
+        path = _golden_here(a, cfg, s3, Path(tmp))
+        labels = [g for g in read_labels(path).values() if g.count is not None]
+        sha = digest(path)
+        cache = golden_audit.ScoreCache(a.scores or (golden.stack_prefix(cfg) + "scores" if cfg.aws.bucket
+                                                     else "promote/scores"), s3)
+        clients = _s3(sess, cfg)
+        scores = {}
+        for name, arn in (("candidate", candidate), ("approved", approved)):
+            if arn is None:
+                continue
+            data = registry.model_data(sm, arn)
+            key = golden_audit.cache_key(sha, data)
+            scores[name] = cache.get(key)
+            if scores[name] is None:
+                rows = golden_audit.answers(clients, sm, cfg, labels, data, image, Path(tmp) / name, a.local)
+                scores[name] = scoring.score(rows, {g.bin_id: g.count for g in labels})
+                cache.put(key, scores[name])
+            else:
+                print(f"{name}: scored on this golden set before ({key})")
+    targets = json.loads(sm.describe_model_package(ModelPackageName=candidate)
+                         .get("CustomerMetadataProperties", {}).get("targets", "{}"))
+    decision = promote.decide(scores["candidate"], scores.get("approved"), targets, cfg.review.promote_alpha,
+                              a.force)
+    print(f"golden set sha256 {sha}, {len(labels)} bins\ncandidate {candidate}\napproved  {approved or '(none yet)'}")
+    print("\n".join(promote.table(scores)))
+    if not decision.approve:
+        print(f"refused: {decision.why} (--force approves anyway, and says so in the approval)")
+        return REFUSED_EXIT
+    won = scores["candidate"]
+    registry.decide(sm, candidate, registry.APPROVED, decision.description,
+                    {"golden_sha256": sha, "golden_n": str(won.n), "golden_accuracy": f"{won.accuracy:.4f}",
+                     "golden_rmse": f"{won.rmse:.4f}", "golden_auto_share": f"{won.auto_share:.4f}"})
+    print(f"approved: {decision.description}")
+    if not a.no_deploy and not a.local and any(e["EndpointName"] == cfg.deploy.endpoint_name for e in
+                                               sm.list_endpoints(NameContains=cfg.deploy.endpoint_name)["Endpoints"]):
+        done = deploy(sm, aws.client(sess, "application-autoscaling"), cfg, image, registry.model_data(sm, candidate))
+        print(f"endpoint {done.endpoint} now serves it ({done.status})")
+    return 0

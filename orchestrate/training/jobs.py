@@ -65,19 +65,21 @@ def channel_uris(cfg: Config) -> dict[str, str]:
 
 
 def plan(cfg: Config, image: str, hyperparameters: dict | None = None, kind: str = "train",
-         manifest_uri: str = "", calibration_uri: str = "") -> JobPlan:
+         manifest_uri: str = "", calibration_uri: str = "", labels_uri: str = "", golden_uri: str = "") -> JobPlan:
     """``manifest_uri``: one ``training`` channel from a manifest (validation and test are then
     carved from it by the training code's seeded split) instead of ``orchestrate data``'s channels.
     ``calibration_uri``: an S3 prefix in ABID's layout (images/, metadata/) whose bins the
-    temperature and verdict thresholds are fitted on instead of the validation split."""
+    temperature and verdict thresholds are fitted on instead of the validation split.
+    ``labels_uri`` / ``golden_uri``: prefixes of ``bincounter.reviews`` files: people's counts
+    replace the recorded ones; the golden set's bins never train."""
     hps = {**cfg.train.hyperparameters, **(hyperparameters or {})}
     channels = {"training": manifest_uri} if manifest_uri else channel_uris(cfg)
-    if calibration_uri:
-        channels["calibration"] = calibration_uri
+    extra = {"calibration": calibration_uri, "labels": labels_uri, "golden": golden_uri}
+    channels.update({name: uri for name, uri in extra.items() if uri})
     return JobPlan(name=unique_name(cfg.aws.stack, kind), image=image, channels=channels,
                    hyperparameters={k: str(v) for k, v in hps.items()},
                    channel_type="ManifestFile" if manifest_uri else "S3Prefix",
-                   channel_types={"calibration": "S3Prefix"} if calibration_uri else {})
+                   channel_types={name: "S3Prefix" for name, uri in extra.items() if uri})
 
 
 def _stopping(cfg: Config) -> StoppingCondition:
