@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+
 from bincounter.reviews import HumanLabel, LabelsError, digest, read_labels, write_labels
 from orchestrate.core.config import Config, ConfigError
 from orchestrate.core.store import list_keys, split_s3
@@ -25,7 +27,12 @@ def stack_golden(s3, cfg: Config) -> str:
     if not cfg.aws.bucket:
         return ""
     bucket, key = split_s3(stack_prefix(cfg) + GOLDEN_FILE)
-    return stack_prefix(cfg) if key in list_keys(s3, bucket, key) else ""
+    try:
+        return stack_prefix(cfg) if key in list_keys(s3, bucket, key) else ""
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchBucket":  # nothing of the stack there yet
+            return ""
+        raise
 
 
 def from_split(split_json: Path, photos: str) -> list[HumanLabel]:

@@ -47,13 +47,13 @@ def cmd_train(a, cfg: Config, sess) -> int:
     if a.manifest:  # photos and metadata read in place: the manifest's bucket must be in our region
         named = manifest.read(aws.client(sess, "s3"), a.manifest)
         manifest.check_region(named, cfg.data.source_bucket, cfg.data.source_region, cfg.aws.region)
+    require_weights(ecr, image, cfg.train.hyperparameters)  # before anything else is asked or billed
     s3 = aws.client(sess, "s3")
     labels = a.labels or ""
     if labels and not labels.startswith("s3://"):  # a labels file here: beside the stack's other labels
         labels = golden.upload_labels(s3, cfg, Path(labels))
     plan = jobs.plan(cfg, image, manifest_uri=a.manifest or "", calibration_uri=a.calibration or "",
                      labels_uri=labels, golden_uri=a.golden or golden.stack_golden(s3, cfg))
-    require_weights(ecr, image, plan.hyperparameters)
     print(jobs.train(sess, cfg, plan))
     return 0
 

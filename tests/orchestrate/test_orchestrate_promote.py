@@ -21,6 +21,7 @@ from bincounter.modelcard import ModelCard
 from bincounter.reviews import HumanLabel, digest, write_labels
 from orchestrate import cli
 from orchestrate.audit.join import Row
+from orchestrate.core.aws import tags, unique_name
 from orchestrate.review.golden_audit import ScoreCache, cache_key
 from orchestrate.review.scoring import score
 
@@ -35,12 +36,17 @@ N = 40
 
 
 def trained(aws, make_cfg, card: ModelCard) -> str:
-    """A training job as `orchestrate train` starts it in moto, its model.tar.gz holding ``card``."""
-    from orchestrate.training import jobs
-
-    cfg = make_cfg()
-    name = jobs.train(aws, cfg, jobs.plan(cfg, TRAIN_IMAGE))
-    artifact = aws.client("sagemaker").describe_training_job(TrainingJobName=name)["ModelArtifacts"]["S3ModelArtifacts"]
+    """A completed training job of the stack in moto (tagged as orchestrate tags it), its
+    model.tar.gz holding ``card``; returns the artifact's URI."""
+    sm = aws.client("sagemaker")
+    name = unique_name("t1", "train")
+    sm.create_training_job(
+        TrainingJobName=name, RoleArn=ROLE_ARN, Tags=tags("t1"),
+        AlgorithmSpecification={"TrainingImage": TRAIN_IMAGE, "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": "s3://models/exp1/output"},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600})
+    artifact = sm.describe_training_job(TrainingJobName=name)["ModelArtifacts"]["S3ModelArtifacts"]
     body = json.dumps(card.to_dict()).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
