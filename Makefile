@@ -15,8 +15,9 @@ $(STAMP): requirements/dev.lock pyproject.toml
 LS_STAMP := .venv-labelstudio/.installed
 .PHONY: labelstudio
 labelstudio: $(LS_STAMP)
-$(LS_STAMP): requirements/labelstudio.lock
-	$(PYTHON) -m venv .venv-labelstudio && .venv-labelstudio/bin/pip install --quiet --no-deps -r $< && touch $@
+$(LS_STAMP): requirements/labelstudio.lock $(STAMP)
+	$(PYTHON) -m venv .venv-labelstudio && .venv-labelstudio/bin/pip install --quiet --no-deps -r $<
+	$(BIN)/python -m devtools.label_studio --make-template && touch $@
 
 # Test tiers (docs/testing.md; tests/tiers.py fails collection when a test is in the wrong one).
 # the inner loop: no training run, no server process, no moto, no container
