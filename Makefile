@@ -61,6 +61,12 @@ soak-serve: $(STAMP)
 bench-monitor: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_monitor $(BENCH_ARGS)
 
+# active vs random labels at one labelling budget on ../shared/data/abid-sample (docs/reviews.md;
+# 2 seeds x 3 toolkit runs, ~30 min on 2 quiet cores)
+.PHONY: bench-review
+bench-review: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_review $(BENCH_ARGS)
+
 # The audit on synthetic bins, on this machine (docs/cloud.md "Audit"): a small model trained through
 # the toolkit, then `orchestrate audit --local` (the SageMaker SDK's local Batch Transform on the
 # serving image bincounter-serving:$(IMAGE_TAG): make images first). Report in build/audit/.

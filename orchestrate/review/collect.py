@@ -74,6 +74,9 @@ def labels_of(export: list[dict], users: dict[int, str]) -> tuple[list[HumanLabe
             summary.waiting += 1
             continue
         data = task["data"]
+        if not data.get("source_ref"):
+            raise LabelsError(f"task {task.get('id')} has no source_ref: not made by `review export` "
+                              "(this project's tasks must come from it)")
         label = HumanLabel(data["source_ref"], merge(votes), tuple(votes), data.get("expected"), data.get("verdict"),
                            time=max(v.time for v in votes))
         out.append(label)

@@ -77,10 +77,16 @@ class LabelStudio:
 
     def project(self, title: str, label_config: str) -> int:
         """The id of the project called ``title``, created with ``label_config`` if there is none."""
-        found = self._call("GET", "/api/projects?" + urllib.parse.urlencode({"title": title, "page_size": PAGE}))
-        for p in (found or {}).get("results", []):
-            if p.get("title") == title:
-                return int(p["id"])
+        page = 1
+        while True:  # the title filter narrows the list where the server has it; the match is ours
+            found = self._call("GET", "/api/projects?" + urllib.parse.urlencode(
+                {"title": title, "page_size": PAGE, "page": page})) or {}
+            for p in found.get("results", []):
+                if p.get("title") == title:
+                    return int(p["id"])
+            if not found.get("next"):
+                break
+            page += 1
         made = self._call("POST", "/api/projects", {"title": title, "label_config": label_config})
         log.info("created Label Studio project %r (%s)", title, made["id"])
         return int(made["id"])
