@@ -65,9 +65,10 @@ def make_template(port: int = 0) -> Path:
 
 
 def start_label_studio(data: Path, port: int, token: str, local_root: Path, log_file: Path,
-                       password: str = "bincounter-local") -> subprocess.Popen:
+                       password: str = "bincounter-local", public_url: str = "") -> subprocess.Popen:
     """Label Studio on 127.0.0.1:``port``; returns once ``/health`` answers (a first start on
-    an empty folder runs its migrations: about 30 s on 2 cores)."""
+    an empty folder runs its migrations: about 30 s on 2 cores). ``public_url``: where browsers
+    reach it, when that is not its own port (its pages name their assets and API by it)."""
     exe = VENV / "bin" / "label-studio"
     if not exe.is_file():
         raise FileNotFoundError(f"{exe}: run `make labelstudio` first (its own venv, requirements/labelstudio.lock)")
@@ -75,7 +76,7 @@ def start_label_studio(data: Path, port: int, token: str, local_root: Path, log_
     env = {**os.environ, **environment(data, token, local_root, password)}
     with open(log_file, "ab") as log:
         proc = subprocess.Popen([str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1",
-                                 "--port", str(port), "--host", f"http://127.0.0.1:{port}"],
+                                 "--port", str(port), "--host", public_url or f"http://127.0.0.1:{port}"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=data)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import subprocess
 import urllib.request
 
 import pytest
 
 from bincounter.reviews import CANT_TELL, read_labels
+from devtools.label_studio import ADMIN, ROOT
 from orchestrate import cli
 from orchestrate.audit.join import Row
 from orchestrate.audit.report import recount_order, write_csv
@@ -164,3 +167,34 @@ def test_an_annotation_with_an_unknown_choice_stops_the_import_and_writes_nothin
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"task {tasks[1]['id']}" in err[0] and "unknown choice 'seven'" in err[0]
     assert not (tmp_path / "r" / "labels.jsonl").exists()
+
+
+def test_a_person_sees_the_photo_the_expected_quantity_and_the_choices(label_studio, audit, monkeypatch):
+    """Headless Chromium (Debian's package), signed in as the admin, opens the first task of
+    an export; the screenshot is kept in build/test-artifacts/."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("no chromium under CI (.ci/run installs Debian's package)")
+        pytest.skip("no chromium here: apt-get install chromium")
+    folder, rows, _ = audit
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), "--limit", "1",
+               project="browser") == 0
+    ls = client(label_studio)
+    project, [task] = project_tasks(ls, "browser")
+    proxy = label_studio.proxy
+    proxy.log_in(ADMIN, "bincounter-local")
+    page = f"{proxy.url}/projects/{project}/data?task={task['id']}"
+    shot = ROOT / "build" / "test-artifacts" / "labelstudio-task.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    # a virtual-time budget lets the page's scripts render the task before the capture
+    browse = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
+              "--virtual-time-budget=15000"]
+    subprocess.run([*browse, f"--screenshot={shot}", page], capture_output=True, timeout=120, check=True)
+    dom = subprocess.run([*browse, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+    expected = recount_order(rows)[0].expected
+    assert f"Expected quantity: {expected}" in dom
+    assert all(choice in dom for choice in ("6 or more", "can't tell"))
+    assert task["data"]["image"] in dom.replace("&amp;", "&")
+    assert ("GET", task["data"]["image"], 200) in proxy.seen  # the photo itself reached the page
+    assert shot.stat().st_size > 50_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
