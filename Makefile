@@ -115,8 +115,12 @@ ECR             = $(or $(ECR_ACCOUNT),$(shell aws sts get-caller-identity --quer
 WHEELHOUSE := $(WHEELS)/.complete
 $(WHEELHOUSE): requirements/training.lock requirements/serving.lock
 	$(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS) -r requirements/training.lock -r requirements/serving.lock && touch $@
+# Label Studio's wheels (compose's review profile builds its image from them), apart from ours
+LS_WHEELHOUSE := $(WHEELS)/labelstudio/.complete
+$(LS_WHEELHOUSE): requirements/labelstudio.lock
+	$(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS)/labelstudio -r requirements/labelstudio.lock && touch $@
 # .env: compose reads it; docker-compose.yml refuses to start without this line (no wheelhouse)
-wheels: $(WHEELHOUSE)
+wheels: $(WHEELHOUSE) $(LS_WHEELHOUSE)
 	rm -rf $(WHEELS)/project build/lib && $(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS)/project .
 	grep -qs '^BINCOUNTER_WHEELHOUSE=' .env || echo 'BINCOUNTER_WHEELHOUSE=$(WHEELS)' >> .env
 

@@ -25,6 +25,9 @@ VENV = ROOT / ".venv-labelstudio"
 TEMPLATE = VENV / "template"
 DATABASE = "label_studio.sqlite3"
 ADMIN = "admin@bincounter.local"
+# no calls home: error reports to Sentry, usage analytics, the PyPI version check (the same in
+# labelstudio-image/Dockerfile)
+OFFLINE = {"SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "", "COLLECT_ANALYTICS": "false", "LATEST_VERSION_CHECK": "false"}
 
 
 def environment(data: Path, token: str, local_root: Path, password: str) -> dict[str, str]:
@@ -35,7 +38,7 @@ def environment(data: Path, token: str, local_root: Path, password: str) -> dict
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
             "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
             "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(local_root),
-            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true", "DJANGO_DEBUG": "false"}
+            "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true", "DJANGO_DEBUG": "false", **OFFLINE}
 
 
 def from_template(data: Path) -> str:

@@ -98,6 +98,9 @@ def photo_url(photo: str, cfg: Config) -> str:
     rel = os.path.relpath(Path(photo).resolve(), Path(root).resolve())
     if rel.startswith(".."):
         raise ReviewError(f"{photo} is not under [review] local_root {root}: Label Studio cannot show it")
+    if "/" not in rel:  # Label Studio's own rule: a storage may not be the document root itself
+        raise ReviewError(f"{photo} lies directly in [review] local_root {root}: Label Studio serves photos "
+                          "from a subfolder of it (set local_root one folder up)")
     return f"/data/local-files/?d={rel}"
 
 

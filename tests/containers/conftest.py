@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from container_helpers import (BASE_IMAGE, ROOT, SERVING_IMAGE, TRAINING_IMAGE, WHEELS, build, docker,
-                               missing_wheels)
+from container_helpers import (BASE_IMAGE, LABELSTUDIO_IMAGE, ROOT, SERVING_IMAGE, TRAINING_IMAGE, WHEELS, build,
+                               docker, missing_wheels)
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +58,15 @@ def training_image(wheelhouse) -> str:
 def serving_image(wheelhouse) -> str:
     build("serving-image/Dockerfile", SERVING_IMAGE)
     return SERVING_IMAGE
+
+
+@pytest.fixture(scope="session")
+def labelstudio_image(wheelhouse) -> str:
+    """Compose's review profile's Label Studio, from its own wheels (wheels/labelstudio)."""
+    if not (WHEELS / "labelstudio" / ".complete").is_file():
+        pytest.skip("no Label Studio wheels in wheels/labelstudio: run `make wheels`")
+    build("labelstudio-image/Dockerfile", LABELSTUDIO_IMAGE)
+    return LABELSTUDIO_IMAGE
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ BASE_IMAGE = "public.ecr.aws/docker/library/python:3.11-slim-bookworm"
 IMAGE_TAG = os.environ.get("IMAGE_TAG") or "latest"
 TRAINING_IMAGE = f"bincounter-training:{IMAGE_TAG}"
 SERVING_IMAGE = f"bincounter-serving:{IMAGE_TAG}"
+LABELSTUDIO_IMAGE = f"bincounter-labelstudio:{IMAGE_TAG}"
 LOCKS = {"training": ROOT / "requirements" / "training.lock",
          "serving": ROOT / "requirements" / "serving.lock"}
 
