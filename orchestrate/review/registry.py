@@ -70,16 +70,27 @@ def packages(sm, cfg: Config, status: str | None = None) -> list[dict]:
     return [p for page in pages for p in page["ModelPackageSummaryList"]]
 
 
-def register(sm, s3, cfg: Config, job: str, image: str) -> str:
+def registered_jobs(sm, cfg: Config) -> dict[str, str]:
+    """{training job: package ARN} of the group: one pass over its packages ({} before it exists)."""
+    try:
+        found = packages(sm, cfg)
+    except ClientError:
+        return {}
+    jobs = {}
+    for p in found:
+        meta = sm.describe_model_package(ModelPackageName=p["ModelPackageArn"]).get("CustomerMetadataProperties", {})
+        jobs.setdefault(meta.get("training_job", ""), p["ModelPackageArn"])
+    return jobs
+
+
+def register(sm, s3, cfg: Config, job: str, image: str, known: dict[str, str] | None = None) -> str:
     """One completed training job -> a pending model package (once: a job already registered
-    returns its package)."""
+    returns its package). ``known``: ``registered_jobs``, when the caller has it already."""
+    known = registered_jobs(sm, cfg) if known is None else known
+    if job in known:
+        return known[job]
     group = ensure_group(sm, cfg)
-    for p in packages(sm, cfg):
-        desc = sm.describe_model_package(ModelPackageName=p["ModelPackageArn"])
-        if desc.get("CustomerMetadataProperties", {}).get("training_job") == job:
-            return p["ModelPackageArn"]
-    desc = sm.describe_training_job(TrainingJobName=job)
-    artifact = desc["ModelArtifacts"]["S3ModelArtifacts"]
+    artifact = sm.describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
     card = ModelCard.from_dict(json.loads(tar_members(artifact, {"model.json"}, s3)["model.json"]))
     arn = sm.create_model_package(
         ModelPackageGroupName=group, ModelApprovalStatus=PENDING,
@@ -89,33 +100,26 @@ def register(sm, s3, cfg: Config, job: str, image: str) -> str:
                                 "SupportedResponseMIMETypes": ["application/json"]},
         CustomerMetadataProperties=card_metadata(card, job))["ModelPackageArn"]
     log.info("registered %s as %s", job, arn)
+    known[job] = arn
     return arn
 
 
 def register_new(sm, s3, cfg: Config, image: str) -> list[str]:
-    """Every completed training job of the stack that is not a package yet."""
-    known = set()
-    for p in packages(sm, cfg) if _group_exists(sm, cfg) else []:
-        desc = sm.describe_model_package(ModelPackageName=p["ModelPackageArn"])
-        known.add(desc.get("CustomerMetadataProperties", {}).get("training_job"))
+    """Every completed training job of the stack that is not a package yet (the group's
+    packages are read once, not once per job)."""
+    known = registered_jobs(sm, cfg)
     made = []
     pages = sm.get_paginator("list_training_jobs").paginate(StatusEquals="Completed", NameContains=cfg.aws.stack,
                                                             SortBy="CreationTime", SortOrder="Ascending")
     for page in pages:
         for summary in page["TrainingJobSummaries"]:
             name = summary["TrainingJobName"]
+            if name in known:
+                continue
             arn = sm.describe_training_job(TrainingJobName=name)["TrainingJobArn"]
-            if name not in known and is_ours(sm.list_tags(ResourceArn=arn).get("Tags", []), cfg.aws.stack):
-                made.append(register(sm, s3, cfg, name, image))
+            if is_ours(sm.list_tags(ResourceArn=arn).get("Tags", []), cfg.aws.stack):
+                made.append(register(sm, s3, cfg, name, image, known))
     return made
-
-
-def _group_exists(sm, cfg: Config) -> bool:
-    try:
-        sm.describe_model_package_group(ModelPackageGroupName=group_name(cfg))
-        return True
-    except ClientError:
-        return False
 
 
 def model_data(sm, arn: str) -> str:
