@@ -24,13 +24,18 @@ $(LS_STAMP): requirements/labelstudio.lock $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow and not container" $(PYTEST_ARGS)
 
-# everything but the container tier: the training runs, real servers (Label Studio too), moto
+# everything but the container tier: the training runs, real servers (Label Studio too), moto;
+# on a worker per core (pytest-xdist; tests/made_once.py trains the session's models once for
+# all workers), one torch thread each, so that two training runs split the cores
+TEST_WORKERS ?= auto
 test: $(STAMP) $(LS_STAMP)
-	$(BIN)/pytest -m "not container" $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/pytest -n $(TEST_WORKERS) -m "not container" $(PYTEST_ARGS)
 
-# what .ci/run runs: everything, the container tier too (needs Docker), and the 25 slowest
+# what .ci/run runs: `make test`, then the container tier (needs Docker) in one process, each
+# printing its 25 slowest tests; JUNIT=DIR keeps their JUnit reports (tests.xml, containers.xml)
 test-all: $(STAMP) $(LS_STAMP)
-	$(BIN)/pytest --durations=25 $(PYTEST_ARGS)
+	$(MAKE) test PYTEST_ARGS="--durations=25 $(if $(JUNIT),--junitxml=$(JUNIT)/tests.xml) $(PYTEST_ARGS)"
+	$(BIN)/pytest -m container --durations=25 $(if $(JUNIT),--junitxml=$(JUNIT)/containers.xml) $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo

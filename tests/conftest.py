@@ -18,6 +18,7 @@ import pytest
 
 from aws_helpers import REGION
 from bincounter.synth import generate
+from made_once import made_once
 from toolkit_helpers import INSTRUMENTED, SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
 
 # devtools.ci_verdict: each test's markers in the JUnit report, for .ci/run's verdict on skipped
@@ -36,19 +37,19 @@ def abid_sample() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_bins(tmp_path_factory) -> Path:
     """200 synthetic 64 px bins in the ABID layout, 40 per count."""
-    return generate(tmp_path_factory.mktemp("synth") / "bins", n=200, seed=0, size=64)
+    return made_once(tmp_path_factory, "synth", lambda d: generate(d / "bins", n=200, seed=0, size=64))
 
 
 @pytest.fixture(scope="session")
 def tiny_bins(tmp_path_factory) -> Path:
     """100 synthetic 32 px bins, 20 per count (``TINY`` runs)."""
-    return generate(tmp_path_factory.mktemp("tiny") / "bins", n=100, seed=0, size=32)
+    return made_once(tmp_path_factory, "tiny", lambda d: generate(d / "bins", n=100, seed=0, size=32))
 
 
 @pytest.fixture(scope="session")
 def other_tiny_bins(tmp_path_factory) -> Path:
     """A different 100: what a second host sees when the channel is sharded by S3 key."""
-    return generate(tmp_path_factory.mktemp("tiny2") / "bins", n=100, seed=1, size=32)
+    return made_once(tmp_path_factory, "tiny2", lambda d: generate(d / "bins", n=100, seed=1, size=32))
 
 
 @pytest.fixture(scope="session")
@@ -124,25 +125,35 @@ def random_model_dir(tmp_path_factory) -> Path:
 def calibration_bins(tmp_path_factory, synthetic_bins) -> Path:
     """A calibration channel: 60 bins of its own (ids 00201-00260) and 10 of the training
     channel's (00001-00010), which must then not train."""
-    out = generate(tmp_path_factory.mktemp("calibration") / "bins", n=260, seed=3, size=64)
-    for i in range(1, 201):
-        for sub, ext in (("images", "jpg"), ("metadata", "json")):
-            (out / sub / f"{i:05d}.{ext}").unlink()
-    for i in range(1, 11):
-        for sub, ext in (("images", "jpg"), ("metadata", "json")):
-            shutil.copy(synthetic_bins / sub / f"{i:05d}.{ext}", out / sub)
-    return out
+    def make(folder: Path) -> Path:
+        out = generate(folder / "bins", n=260, seed=3, size=64)
+        for i in range(1, 201):
+            for sub, ext in (("images", "jpg"), ("metadata", "json")):
+                (out / sub / f"{i:05d}.{ext}").unlink()
+        for i in range(1, 11):
+            for sub, ext in (("images", "jpg"), ("metadata", "json")):
+                shutil.copy(synthetic_bins / sub / f"{i:05d}.{ext}", out / sub)
+        return out
+    return made_once(tmp_path_factory, "calibration", make)
+
+
+def session_training_run(factory: pytest.TempPathFactory, name: str, channels: dict[str, Path],
+                         hyperparameters: dict | None = None) -> tuple[Path, object]:
+    """A toolkit run that must succeed, made once per test run (``made_once``): (tree, process)."""
+    def train(folder: Path) -> tuple[Path, object]:
+        base = make_opt_ml(folder, channels, hyperparameters)
+        proc = run_toolkit_train(base)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return base, proc
+    return made_once(factory, name, train)
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, synthetic_bins, calibration_bins) -> tuple[Path, object]:
     """The session's one plain toolkit run: a tiny resnet18 (64 px) on synthetic bins, its
     temperature and verdict thresholds fitted on a calibration channel. (tree, process)."""
-    base = make_opt_ml(tmp_path_factory.mktemp("opt_ml_session"), {"training": synthetic_bins,
-                                                                   "calibration": calibration_bins})
-    proc = run_toolkit_train(base)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return base, proc
+    return session_training_run(tmp_path_factory, "opt_ml_session", {"training": synthetic_bins,
+                                                                     "calibration": calibration_bins})
 
 
 @pytest.fixture(scope="session")
@@ -157,10 +168,7 @@ def instrumented_run(tmp_path_factory, tiny_bins) -> tuple[Path, object]:
     profiling and int8 tests read: (tree, process). The one run that quantizes (every other
     sets quantize=false through the fixture tree); ``int8-max-drop`` -100 makes the card name
     fp32 whatever int8 measures, with the reason."""
-    base = make_opt_ml(tmp_path_factory.mktemp("instrumented"), {"training": tiny_bins}, INSTRUMENTED)
-    proc = run_toolkit_train(base)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return base, proc
+    return session_training_run(tmp_path_factory, "instrumented", {"training": tiny_bins}, INSTRUMENTED)
 
 
 @pytest.fixture(scope="session")
@@ -190,7 +198,4 @@ def diverging_run(tmp_path_factory, tiny_bins):
     where resnet18 saves ~600 MB."""
     hps = {**TINY, "arch": "shufflenet_v2_x0_5", "lr": "10", "debug-hook": "true", "augment": "false",
            "balanced-sampling": "false", "label-smoothing": "0", "checkpoint-steps": "0"}
-    base = make_opt_ml(tmp_path_factory.mktemp("diverging"), {"training": tiny_bins}, hps)
-    proc = run_toolkit_train(base)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return base, proc
+    return session_training_run(tmp_path_factory, "diverging", {"training": tiny_bins}, hps)

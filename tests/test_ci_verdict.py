@@ -36,6 +36,7 @@ def test_plain():
 
 
 def run_suite(tmp_path: Path, source: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "test_suite.py").write_text(source)
     report = tmp_path / "report.xml"
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "devtools.ci_verdict", "-p", "no:cacheprovider",
@@ -44,11 +45,11 @@ def run_suite(tmp_path: Path, source: str) -> Path:
     return report
 
 
-def verdict_cli(report: Path, ci: str | None) -> subprocess.CompletedProcess:
+def verdict_cli(*reports: Path, ci: str | None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     if ci is not None:
         env["CI"] = ci
-    return subprocess.run([sys.executable, "-m", "devtools.ci_verdict", str(report)], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "devtools.ci_verdict", *map(str, reports)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -65,32 +66,43 @@ def test_the_report_names_each_skipped_test_with_its_markers_and_reason(report):
 
 
 def test_under_ci_a_skipped_container_test_fails_the_run_with_its_reason(report):
-    proc = verdict_cli(report, "true")
+    proc = verdict_cli(report, ci="true")
     assert proc.returncode == 1
     assert "1 container tests skipped" in proc.stderr and "Cannot connect to the Docker daemon" in proc.stderr
 
 
 def test_outside_ci_the_skip_is_reported_and_the_run_passes(report):
-    proc = verdict_cli(report, None)
+    proc = verdict_cli(report, ci=None)
     assert proc.returncode == 0 and "no Docker engine answers" in proc.stderr
 
 
 def test_under_ci_any_skip_fails_and_names_the_test(tmp_path):
     report = run_suite(tmp_path, SUITE.replace("@pytest.mark.container\n", ""))
-    proc = verdict_cli(report, "true")
+    proc = verdict_cli(report, ci="true")
     assert proc.returncode == 1 and "test_with_the_real_sample: real ABID sample not found" in proc.stderr
 
 
 def test_under_ci_an_allow_listed_skip_and_a_clean_run_pass(tmp_path):
     allowed = next(iter(ALLOWED))
     suite = f"import pytest\n\ndef {allowed}():\n    pytest.skip('same file system')\n\ndef test_plain():\n    pass\n"
-    proc = verdict_cli(run_suite(tmp_path, suite), "true")
+    proc = verdict_cli(run_suite(tmp_path, suite), ci="true")
     assert proc.returncode == 0 and f"allowed skip: test_suite::{allowed} ({ALLOWED[allowed]})" in proc.stderr
 
 
 def test_under_ci_a_missing_report_fails(tmp_path):
-    assert verdict_cli(tmp_path / "never-written.xml", "true").returncode == 1
-    assert verdict_cli(tmp_path / "never-written.xml", None).returncode == 0
+    assert verdict_cli(tmp_path / "never-written.xml", ci="true").returncode == 1
+    assert verdict_cli(tmp_path / "never-written.xml", ci=None).returncode == 0
+
+
+def test_every_report_is_read_and_a_tier_that_wrote_none_fails_under_ci(tmp_path):
+    # make test-all writes one report per tier; a skip in either fails, and so does a tier
+    # that never ran (make stopped before it)
+    clean = run_suite(tmp_path / "tests", "def test_plain():\n    pass\n")
+    skipping = run_suite(tmp_path / "containers", SUITE.replace("@pytest.mark.container\n", ""))
+    assert verdict_cli(clean, clean, ci="true").returncode == 0
+    proc = verdict_cli(clean, skipping, ci="true")
+    assert proc.returncode == 1 and "test_with_the_real_sample: real ABID sample not found" in proc.stderr
+    assert verdict_cli(clean, tmp_path / "never-written.xml", ci="true").returncode == 1
 
 
 def test_the_verdict_itself():

@@ -17,6 +17,7 @@ import pytest
 # a call that appears in a test's or a fixture's source -> what it starts
 HEAVY = {
     "run_toolkit_train(": "a training run",
+    "session_training_run(": "a training run",
     "run_train(": "a training run",
     "start_toolkit(": "a training run",
     "start_serve(": "a server process",

@@ -114,8 +114,10 @@ def test_model_json_records_both_models_and_says_why_fp32_is_named(quantized_mod
     q = card.quantization
     # int8-max-drop -100: int8 would have to gain 100 points, so fp32 is named
     assert card.onnx_file == MODEL_ONNX and q["served"] is False
-    # the accuracy rule first; the RMSE rule may add its own reason, by how this model quantizes
-    assert "int8-max-drop -100" in q["reasons"][0] and all(" > " in r for r in q["reasons"])
+    # the accuracy rule first; the RMSE and false-match rules may add their own, by how this
+    # model quantizes (which moves with the torch threads it trained on)
+    assert "int8-max-drop -100" in q["reasons"][0]
+    assert all(r.startswith(("RMSE rises", "false-match rate")) for r in q["reasons"][1:]), q["reasons"]
     assert q["file"] == MODEL_INT8_ONNX and q["recipe"]["calibration"] == "MinMax"
     # both range rules were written; the one agreeing with fp32 more often on validation is kept
     agreement = q["choice"]["top1_agreement"]
