@@ -1,9 +1,9 @@
 """Whether a test run may pass CI: ``python -m devtools.ci_verdict REPORT.xml [REPORT.xml ...]``.
 
-Reads pytest's JUnit reports (``make test-all JUNIT=DIR`` writes two), in which every test case carries its markers as
-the ``markers`` property: this module is also the pytest plugin that adds them
-(``pytest_plugins`` in tests/conftest.py, or ``-p devtools.ci_verdict``). Under CI (``CI=true``)
-any skipped test fails the run with its reason, unless ``ALLOWED`` names it with the reason
+Reads pytest's JUnit reports (``make test-all JUNIT=DIR`` writes one per tier), in which
+every test case carries its markers as the ``markers`` property: this module is also the
+pytest plugin that adds them (``pytest_plugins`` in tests/conftest.py, or ``-p
+devtools.ci_verdict``). Under CI (``CI=true``) any skipped test fails the run with its reason, unless ``ALLOWED`` names it with the reason
 it may skip there: coverage cannot be lost silently (a CI that cannot reach its Docker
 engine, or that lost the shared sample, must not go green). Elsewhere the skips are listed
 and the run passes.
