@@ -99,8 +99,9 @@ lambda-zip: build/lambda.zip
 build/lambda.zip: lambda/handler.py lambda/lambda_events.py
 	mkdir -p build && rm -f $@ && $(PYTHON) -m zipfile -c $@ $^
 
-# Containers (docs/containers.md): one wheelhouse from both locks feeds both
-# images; builds never reach a package index (--network none, classic builder).
+# Containers (docs/containers.md): one wheelhouse from the locks, and a build context per image
+# under build/context/ holding hard links to only what that image installs (devtools/build_context.py);
+# builds never reach a package index (--network none, classic builder).
 # `pip wheel` (not download) so that sdist-only pins (sagemaker-training, with a
 # C extension, inotify_simple) arrive as wheels and the images need no compiler.
 .PHONY: wheels images up down push
@@ -113,10 +114,11 @@ SERVING_IMAGE  ?= bincounter-serving
 # PRETRAINED_WEIGHTS=0, and the image's label says so (orchestrate train checks it).
 PRETRAINED_WEIGHTS ?= 1
 BUILD          := DOCKER_BUILDKIT=0 docker build --network $(if $(filter 1,$(PRETRAINED_WEIGHTS)),default,none) --build-arg PRETRAINED_WEIGHTS=$(PRETRAINED_WEIGHTS)
+CONTEXTS       := build/context
 AWS_REGION     ?= $(or $(AWS_DEFAULT_REGION),us-east-1)
 ECR             = $(or $(ECR_ACCOUNT),$(shell aws sts get-caller-identity --query Account --output text)).dkr.ecr.$(AWS_REGION).amazonaws.com
 
-# The locks' wheels once (a stamp), our own wheel on every call: images hold the code of this tree.
+# The locks' wheels once (a stamp), our own wheel and the contexts on every call: images hold the code of this tree.
 WHEELHOUSE := $(WHEELS)/.complete
 $(WHEELHOUSE): requirements/training.lock requirements/serving.lock
 	$(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS) -r requirements/training.lock -r requirements/serving.lock && touch $@
@@ -124,14 +126,14 @@ $(WHEELHOUSE): requirements/training.lock requirements/serving.lock
 LS_WHEELHOUSE := $(WHEELS)/labelstudio/.complete
 $(LS_WHEELHOUSE): requirements/labelstudio.lock
 	$(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS)/labelstudio -r requirements/labelstudio.lock && touch $@
-# .env: compose reads it; docker-compose.yml refuses to start without this line (no wheelhouse)
+# .env: compose reads it; docker-compose.yml refuses to start without this line (no build contexts)
 wheels: $(WHEELHOUSE) $(LS_WHEELHOUSE)
 	rm -rf $(WHEELS)/project build/lib && $(PYTHON) -m pip wheel --quiet --no-deps -w $(WHEELS)/project .
-	grep -qs '^BINCOUNTER_WHEELHOUSE=' .env || echo 'BINCOUNTER_WHEELHOUSE=$(WHEELS)' >> .env
+	$(PYTHON) -m devtools.build_context && (grep -qs '^BINCOUNTER_CONTEXTS=' .env || echo 'BINCOUNTER_CONTEXTS=$(CONTEXTS)' >> .env)
 
 images: wheels
-	$(BUILD) -f training-image/Dockerfile -t $(TRAINING_IMAGE):$(IMAGE_TAG) .
-	$(BUILD) -f serving-image/Dockerfile -t $(SERVING_IMAGE):$(IMAGE_TAG) . && docker images 'bincounter-*'
+	$(BUILD) -f $(CONTEXTS)/training/training-image/Dockerfile -t $(TRAINING_IMAGE):$(IMAGE_TAG) $(CONTEXTS)/training
+	$(BUILD) -f $(CONTEXTS)/serving/serving-image/Dockerfile -t $(SERVING_IMAGE):$(IMAGE_TAG) $(CONTEXTS)/serving && docker images 'bincounter-*'
 
 up: wheels
 	docker compose up --build --exit-code-from client

@@ -1,5 +1,5 @@
-"""Container fixtures: the real Docker engine and both images built once per
-session from the wheelhouse with no network.
+"""Container fixtures: the real Docker engine and the three images built once per
+session with no network, each from its own build context (``devtools.build_context``).
 
 Tests here are marked ``container`` and skip with the reason when no engine
 answers, the base image is absent, or ``make wheels`` has not been run
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 from container_helpers import (BASE_IMAGE, LABELSTUDIO_IMAGE, ROOT, SERVING_IMAGE, TRAINING_IMAGE, WHEELS, build,
-                               docker, missing_wheels)
+                               docker)
+
+from devtools import build_context
 
 
 @pytest.fixture(scope="session")
@@ -34,39 +36,42 @@ def engine() -> None:
 
 @pytest.fixture(scope="session")
 def wheelhouse(engine) -> Path:
-    missing = missing_wheels()
-    if missing:
-        pytest.skip(f"wheelhouse {WHEELS} lacks {len(missing)} wheels "
-                    f"(e.g. {', '.join(missing[:3])}): run `make wheels`")
-    # Our own wheel is rebuilt from this tree (offline: the venv's setuptools), so the
-    # images hold the code under test, not whatever `make wheels` last packed.
+    """wheels/ (``make wheels``) with our own wheel made anew from this tree (offline: the venv's
+    setuptools), so the images hold the code under test, not whatever ``make wheels`` last packed."""
+    if not (WHEELS / ".complete").is_file():
+        pytest.skip(f"no wheelhouse in {WHEELS}: run `make wheels`")
     project = WHEELS / "project"
-    shutil.rmtree(project)
+    shutil.rmtree(project, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-index", "-w", str(project), str(ROOT)], check=True, timeout=300,
                    capture_output=True)
     return WHEELS
 
 
+def _build(image: str, tag: str) -> str:
+    """The image from its own context, linked anew from the wheelhouse; a skip naming the
+    missing wheels when the wheelhouse lacks some."""
+    try:
+        build(image, tag)
+    except build_context.BuildContextError as exc:
+        pytest.skip(str(exc))
+    return tag
+
+
 @pytest.fixture(scope="session")
 def training_image(wheelhouse) -> str:
-    build("training-image/Dockerfile", TRAINING_IMAGE)
-    return TRAINING_IMAGE
+    return _build("training", TRAINING_IMAGE)
 
 
 @pytest.fixture(scope="session")
 def serving_image(wheelhouse) -> str:
-    build("serving-image/Dockerfile", SERVING_IMAGE)
-    return SERVING_IMAGE
+    return _build("serving", SERVING_IMAGE)
 
 
 @pytest.fixture(scope="session")
 def labelstudio_image(wheelhouse) -> str:
     """Compose's review profile's Label Studio, from its own wheels (wheels/labelstudio)."""
-    if not (WHEELS / "labelstudio" / ".complete").is_file():
-        pytest.skip("no Label Studio wheels in wheels/labelstudio: run `make wheels`")
-    build("labelstudio-image/Dockerfile", LABELSTUDIO_IMAGE)
-    return LABELSTUDIO_IMAGE
+    return _build("labelstudio", LABELSTUDIO_IMAGE)
 
 
 @pytest.fixture(scope="session")

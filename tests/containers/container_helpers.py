@@ -1,13 +1,15 @@
-"""Helpers for the container tests: the docker CLI, lock files, image builds."""
+"""Helpers for the container tests: the docker CLI, image builds from their contexts."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
+
+from devtools import build_context
+from devtools.build_context import canonical
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEELS = ROOT / "wheels"
@@ -18,8 +20,6 @@ IMAGE_TAG = os.environ.get("IMAGE_TAG") or "latest"
 TRAINING_IMAGE = f"bincounter-training:{IMAGE_TAG}"
 SERVING_IMAGE = f"bincounter-serving:{IMAGE_TAG}"
 LABELSTUDIO_IMAGE = f"bincounter-labelstudio:{IMAGE_TAG}"
-LOCKS = {"training": ROOT / "requirements" / "training.lock",
-         "serving": ROOT / "requirements" / "serving.lock"}
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -30,38 +30,18 @@ def docker(*args: str, timeout: float = 120, check: bool = True, **kw) -> subpro
     return proc
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def read_lock(path: Path) -> dict[str, str]:
-    pins = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, version = line.split("==")
-            pins[canonical(name)] = version.strip()
-    return pins
-
-
-def missing_wheels() -> list[str]:
-    have = {canonical(p.name.split("-")[0]) + "==" + p.name.split("-")[1]
-            for p in WHEELS.glob("*.whl")}
-    want = {f"{n}=={v}" for lock in LOCKS.values() for n, v in read_lock(lock).items()}
-    missing = sorted(want - have)
-    if not list((WHEELS / "project").glob("bincounter-*.whl")):
-        missing.append("bincounter (project wheel)")
-    return missing
-
-
-def build(dockerfile: str, tag: str) -> float:
-    """``docker build --network none`` (classic builder) from the repo root; returns seconds."""
+def build(image: str, tag: str) -> float:
+    """``docker build --network none`` (classic builder) from the image's own context under
+    build/context/ (``devtools.build_context``, made anew first); returns seconds."""
+    context = build_context.make(image)
     start = time.monotonic()
     docker("build", "--network", "none", "--build-arg", "PRETRAINED_WEIGHTS=0",
-           "-f", dockerfile, "-t", tag, str(ROOT), timeout=1800,
+           "-f", str(context / build_context.IMAGES[image].dockerfile), "-t", tag, str(context), timeout=1800,
            env={**os.environ, "DOCKER_BUILDKIT": "0"})
     seconds = time.monotonic() - start
     size = int(docker("image", "inspect", tag, "--format", "{{.Size}}").stdout)
-    print(f"\nbuilt {tag} in {seconds:.0f} s: {size / 1e6:.0f} MB")
+    print(f"\nbuilt {tag} in {seconds:.0f} s from {build_context.size(context) / 1e6:.0f} MB of context: "
+          f"{size / 1e6:.0f} MB")
     return seconds
 
 

@@ -127,9 +127,9 @@ def test_the_audit_profile_audits_the_projects_model_and_its_counts_add_up(two_h
                   "-c", "%Y", "/m/model.onnx").stdout.strip() == trained
 
 
-def test_compose_without_the_wheelhouse_says_what_to_run_in_one_line(engine, tmp_path):
+def test_compose_without_the_build_contexts_says_what_to_run_in_one_line(engine, tmp_path):
     """A checkout where `make wheels` never ran (no .env line): compose stops before any build."""
-    env = {k: v for k, v in os.environ.items() if k != "BINCOUNTER_WHEELHOUSE"}
+    env = {k: v for k, v in os.environ.items() if k != "BINCOUNTER_CONTEXTS"}
     proc = subprocess.run(["docker", "compose", "-f", str(ROOT / "docker-compose.yml"),
                            "--project-directory", str(tmp_path), "up", "--build"],
                           env=env, capture_output=True, text=True, timeout=60)

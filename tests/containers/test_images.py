@@ -1,9 +1,11 @@
-"""Both images build from the wheelhouse with no network and hold exactly the locks."""
+"""Both images build from their own contexts with no network and hold exactly the locks."""
 
 from __future__ import annotations
 
 import pytest
-from container_helpers import LOCKS, canonical, docker, image_config, installed_versions, read_lock
+from container_helpers import ROOT, canonical, docker, image_config, installed_versions
+
+from devtools.build_context import IMAGES, read_lock
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -40,6 +42,10 @@ def test_serving_image_is_small_torch_free_and_sagemaker_shaped(serving_image):
                    "import importlib.util as u, bincounter.serving.app; "
                    "print(u.find_spec('torch'), u.find_spec('torchvision'))")
     assert probe.stdout.split() == ["None", "None"]
+    # what the engine was sent for it: the serving lock's wheels and ours, no torch or CUDA wheel
+    sent = [p.name for p in (ROOT / "build" / "context" / "serving").rglob("*.whl")]
+    assert any(w.startswith("onnxruntime-") for w in sent)
+    assert not [w for w in sent if w.startswith(("torch", "nvidia", "cuda", "triton"))]
 
 
 @pytest.mark.parametrize("image_fixture, lock", [("training_image", "training"),
@@ -47,7 +53,7 @@ def test_serving_image_is_small_torch_free_and_sagemaker_shaped(serving_image):
 def test_library_versions_inside_the_image_equal_the_lock(image_fixture, lock, request):
     image = request.getfixturevalue(image_fixture)
     installed = installed_versions(image)
-    pins = read_lock(LOCKS[lock])
+    pins = read_lock(ROOT / IMAGES[lock].lock)
     assert {"training": "torch", "serving": "onnxruntime"}[lock] in pins, f"{lock}.lock looks truncated"
     expected = {**pins, canonical("bincounter"): installed.get("bincounter")}
     assert installed.get("bincounter"), "our own package is not installed"
