@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# the real ABID photos: beside the repo in ../shared, never in it
-SAMPLE = ROOT.parent / "shared" / "data" / "abid-sample"
+# the real ABID photos: beside the repo in ../shared, never in it, or where $ABID_SAMPLE says
+# (`make sample` fetches them there from the public bucket)
+SAMPLE = Path(os.environ.get("ABID_SAMPLE") or ROOT.parent / "shared" / "data" / "abid-sample")
 CODE = ROOT / "training-image" / "code"
 TRAIN = str(Path(sys.executable).with_name("train"))
 

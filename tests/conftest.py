@@ -28,9 +28,10 @@ pytest_plugins = ["devtools.ci_verdict", "tiers"]
 
 @pytest.fixture(scope="session")
 def abid_sample() -> Path:
-    """The real ABID photos beside the repo (../shared/data/abid-sample)."""
+    """The real ABID photos beside the repo (../shared/data/abid-sample, or $ABID_SAMPLE)."""
     if not (SHARED_SAMPLE / "metadata").is_dir():
-        pytest.skip(f"real ABID sample not found at {SHARED_SAMPLE} (it lives in ../shared, never in the repo)")
+        pytest.skip(f"real ABID sample not found at {SHARED_SAMPLE} (it lives in ../shared, never in the repo; "
+                    "`make sample` fetches it from the public bucket, ABID_SAMPLE=DIR puts it elsewhere)")
     return SHARED_SAMPLE
 
 
