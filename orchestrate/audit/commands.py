@@ -21,10 +21,10 @@ def quiet_sdk() -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def cmd_audit(a, cfg: Config, sess) -> int:
-    if not a.verbose:
+def cmd_audit(args, cfg: Config, sess) -> int:
+    if not args.verbose:
         quiet_sdk()
-    req = inputs.Request.from_args(a)
+    req = inputs.Request.from_args(args)
     clients = aws.S3Clients.of_session(sess, cfg.data.source_bucket, cfg.data.source_region,
                                        cfg.data.source_endpoint_url)
     if req.local:

@@ -40,9 +40,9 @@ class Request:
     poll_seconds: float = 30.0
 
     @classmethod
-    def from_args(cls, a: Any) -> "Request":
+    def from_args(cls, args: Any) -> "Request":
         """From the parsed flags (None, an unset flag, becomes the field's default)."""
-        given = {f.name: getattr(a, f.name, None) for f in dataclasses.fields(cls)}
+        given = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(cls)}
         req = cls(**{k: v for k, v in given.items() if v is not None})
         req.check()
         return req

@@ -13,7 +13,7 @@ from orchestrate.data import download, manifest
 log = logging.getLogger(__name__)
 
 
-def cmd_data(a, cfg: Config, sess) -> int:
+def cmd_data(args, cfg: Config, sess) -> int:
     d = cfg.data
     source = aws.unsigned_s3(sess, d.source_region, d.source_endpoint_url)
     if d.file_list:
@@ -26,24 +26,24 @@ def cmd_data(a, cfg: Config, sess) -> int:
     channels = download.run(source, aws.client(sess, "s3"), source_bucket=d.source_bucket, ids=ids,
                             dest=d.local_dir, bucket=cfg.require("aws", "bucket"), prefix=cfg.aws.prefix,
                             seed=d.seed, fractions=tuple(d.fractions), workers=d.workers,
-                            skip_failed=a.skip_failed)
+                            skip_failed=args.skip_failed)
     for name, uri in channels.items():
         print(f"{name}\t{uri}")
     return 0
 
 
-def cmd_manifest(a, cfg: Config, sess) -> int:
-    if a.file_list or a.ids:
-        built = manifest.build(cfg.data.source_bucket, read_ids(a.file_list or "", a.ids or ""))
+def cmd_manifest(args, cfg: Config, sess) -> int:
+    if args.file_list or args.ids:
+        built = manifest.build(cfg.data.source_bucket, read_ids(args.file_list or "", args.ids or ""))
     else:
         clients = aws.S3Clients.of_session(sess, cfg.data.source_bucket, cfg.data.source_region,
                                            cfg.data.source_endpoint_url)
-        built = manifest.from_listing(manifest.list_images(clients.for_uri(a.listing), a.listing),
-                                      a.metadata_prefix)
-    if a.out:
-        manifest.write(built, a.out)
+        built = manifest.from_listing(manifest.list_images(clients.for_uri(args.listing), args.listing),
+                                      args.metadata_prefix)
+    if args.out:
+        manifest.write(built, args.out)
     uris = manifest.upload(aws.client(sess, "s3"), built, cfg.require("aws", "bucket"),
-                           f"{cfg.aws.prefix}/manifests/{a.name}")
+                           f"{cfg.aws.prefix}/manifests/{args.name}")
     for name, uri in uris.items():
         print(f"{name}\t{uri}")
     return 0

@@ -17,6 +17,7 @@ from typing import Callable
 from bincounter.monitoring.capture import JSON_CONTENT_TYPES
 from orchestrate.core.aws import Poll, is_ours, tags, unique_name
 from orchestrate.core.config import Config, ConfigError
+from orchestrate.core.served import capture_uri, endpoint_exists
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ def deploy(sm, autoscaling, cfg: Config, image: str, model_data: str,
         ProductionVariants=[{"VariantName": VARIANT, "ModelName": model, "InitialInstanceCount": d.instance_count,
                              "InstanceType": d.instance_type, "InitialVariantWeight": 1.0}],
         **({"DataCaptureConfig": capture} if capture else {}))
-    existing = sm.list_endpoints(NameContains=d.endpoint_name)["Endpoints"]
-    if any(e["EndpointName"] == d.endpoint_name for e in existing):
+    if endpoint_exists(sm, d.endpoint_name):
         sm.update_endpoint(EndpointName=d.endpoint_name, EndpointConfigName=endpoint_config)
         log.info("endpoint %s: updating to %s", d.endpoint_name, endpoint_config)
     else:
@@ -81,18 +81,6 @@ def deploy(sm, autoscaling, cfg: Config, image: str, model_data: str,
                            d.autoscaling_target)
     return Deployment(d.endpoint_name, endpoint_config, model, model_data, status,
                       capture["DestinationS3Uri"] if capture else "off")
-
-
-def serving_model_data(sm, endpoint: str) -> str:
-    """The model.tar.gz the endpoint serves now."""
-    config = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
-    variant = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
-    return sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]["ModelDataUrl"]
-
-
-def capture_uri(cfg: Config) -> str:
-    """Where the endpoint's captures go: SageMaker adds ENDPOINT/VARIANT/yyyy/mm/dd/hh/."""
-    return f"{cfg.s3_base}/{cfg.monitor.capture_prefix.strip('/')}"
 
 
 def data_capture(cfg: Config) -> dict | None:

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from orchestrate.core import aws, costs
+from orchestrate.core import aws, costs, image_weights
 from orchestrate.core.config import Config, ConfigError
 from orchestrate.core.images import image_uri
 from orchestrate.core.progress import echo
@@ -19,7 +19,7 @@ from orchestrate.data import manifest
 from orchestrate.endpoint.deploy import latest_model_data
 from orchestrate.local import commands as local
 from orchestrate.review import golden
-from orchestrate.training import image_weights, report
+from orchestrate.training import report
 
 log = logging.getLogger(__name__)
 
@@ -38,40 +38,40 @@ def require_weights(ecr, image: str, hyperparameters: dict) -> None:
                                   {k: str(v) for k, v in hyperparameters.items()})
 
 
-def cmd_train(a, cfg: Config, sess) -> int:
-    if a.local:
-        return local.train(a, cfg)
+def cmd_train(args, cfg: Config, sess) -> int:
+    if args.local:
+        return local.train(args, cfg)
     jobs = _jobs()
     ecr = aws.client(sess, "ecr")
     image = image_uri(cfg, ecr, "training")
-    if a.manifest:  # photos and metadata read in place: the manifest's bucket must be in our region
-        named = manifest.read(aws.client(sess, "s3"), a.manifest)
+    if args.manifest:  # photos and metadata read in place: the manifest's bucket must be in our region
+        named = manifest.read(aws.client(sess, "s3"), args.manifest)
         manifest.check_region(named, cfg.data.source_bucket, cfg.data.source_region, cfg.aws.region)
     require_weights(ecr, image, cfg.train.hyperparameters)  # before anything else is asked or billed
     s3 = aws.client(sess, "s3")
-    labels = a.labels or ""
+    labels = args.labels or ""
     if labels and not labels.startswith("s3://"):  # a labels file here: beside the stack's other labels
         labels = golden.upload_labels(s3, cfg, Path(labels))
-    plan = jobs.plan(cfg, image, manifest_uri=a.manifest or "", calibration_uri=a.calibration or "",
-                     labels_uri=labels, golden_uri=a.golden or golden.stack_golden(s3, cfg))
+    plan = jobs.plan(cfg, image, manifest_uri=args.manifest or "", calibration_uri=args.calibration or "",
+                     labels_uri=labels, golden_uri=args.golden or golden.stack_golden(s3, cfg))
     print(jobs.train(sess, cfg, plan))
     return 0
 
 
-def cmd_tune(a, cfg: Config, sess) -> int:
+def cmd_tune(args, cfg: Config, sess) -> int:
     jobs = _jobs()
     ecr = aws.client(sess, "ecr")
     image = image_uri(cfg, ecr, "training")
-    if not a.job:
+    if not args.job:
         require_weights(ecr, image, cfg.train.hyperparameters)
-    name = a.job or jobs.tune(sess, cfg, image)
+    name = args.job or jobs.tune(sess, cfg, image)
     print(name)
-    if not a.promote:
+    if not args.promote:
         return 0
     sm = aws.client(sess, "sagemaker")
     status = aws.Poll(lambda: sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
                       ["HyperParameterTuningJobStatus"], done={"Completed"}, failed={"Failed", "Stopped"},
-                      what=f"tuning job {name}", timeout=a.wait_seconds, delay=a.poll_seconds).run(echo)
+                      what=f"tuning job {name}", timeout=args.wait_seconds, delay=args.poll_seconds).run(echo)
     if status != "Completed":
         raise RuntimeError(f"tuning job {name} ended {status}: nothing to promote")
     best, tuned = jobs.best_hyperparameters(sm, name)
@@ -82,27 +82,27 @@ def cmd_tune(a, cfg: Config, sess) -> int:
     return 0
 
 
-def cmd_report(a, cfg: Config, sess) -> int:
+def cmd_report(args, cfg: Config, sess) -> int:
     sm = aws.client(sess, "sagemaker")
-    if a.transform_job:
-        desc = sm.describe_transform_job(TransformJobName=a.transform_job)
+    if args.transform_job:
+        desc = sm.describe_transform_job(TransformJobName=args.transform_job)
         doc = report.transform_report(desc, cfg.costs.hourly(desc["TransformResources"]["InstanceType"]))
-    elif a.tuning_job:
-        if a.rules:
+    elif args.tuning_job:
+        if args.rules:
             raise ConfigError("--rules evaluates one training job's tensors: give --training-job, not --tuning-job")
-        doc = report.fetch_tuning(sm, a.tuning_job)
+        doc = report.fetch_tuning(sm, args.tuning_job)
     else:
-        name = a.training_job or latest_model_data(sm, cfg.aws.stack)[0]
+        name = args.training_job or latest_model_data(sm, cfg.aws.stack)[0]
         desc = sm.describe_training_job(TrainingJobName=name)
         doc = report.training_report(desc)
         doc["verdicts"] = report.verdict_report(aws.client(sess, "s3"), desc)
         doc["serving_cost"] = {"measured": cfg.costs.measured,
                                "rows": costs.serving_costs(cfg.costs.hourly_usd, cfg.costs.img_per_s)}
-        if a.rules:
+        if args.rules:
             # smdebug logs to stdout, which carries the report (--json): its handler is made
             # on first import, here, so it writes to stderr with the other log lines
             with (tempfile.TemporaryDirectory(prefix="orchestrate-trial-") as tmp,
                   contextlib.redirect_stdout(sys.stderr)):
                 doc["evaluated_rules"] = report.evaluate_job_rules(aws.client(sess, "s3"), desc, Path(tmp))
-    print(json.dumps(doc, indent=1, default=str) if a.json else report.render(doc))
+    print(json.dumps(doc, indent=1, default=str) if args.json else report.render(doc))
     return 0

@@ -1,7 +1,7 @@
 """orchestrate's layout: subpackages by concern (core/, data/, training/, endpoint/,
-audit/, local/); cli.py only parses and dispatches, so nothing but __main__ imports it; no
-module reaches itself through its imports (function-level ones too); core/ imports no
-other concern; and every module stays small."""
+audit/, local/, monitor/, review/, access/); cli.py only parses and dispatches, so nothing but
+__main__ imports it; no module reaches itself through its imports (function-level ones too), nor
+does a concern through another; core/ imports no other concern; and every module stays small."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "orchestrate"
-CONCERNS = {"core", "data", "training", "endpoint", "audit", "local", "monitor", "review"}
+CONCERNS = {"core", "data", "training", "endpoint", "audit", "local", "monitor", "review", "access"}
 
 
 def name(path: Path) -> str:
@@ -66,6 +66,30 @@ def test_no_module_imports_itself_through_others():
 
     cycles = sorted(m for m in graph if m in reach(m))
     assert not cycles, f"import cycles through {cycles}"
+
+
+def test_the_concerns_import_each_other_without_a_cycle():
+    """A concern folder never reaches itself through another (e.g. training -> local -> training):
+    the folders read as layers, core at the bottom."""
+    graph: dict[str, set[str]] = {}
+    for module, deps in imports().items():
+        parts = module.split(".")
+        if len(parts) > 2 and parts[1] in CONCERNS:
+            graph.setdefault(parts[1], set()).update(
+                d.split(".")[1] for d in deps if len(d.split(".")) > 1 and d.split(".")[1] in CONCERNS)
+    for concern in graph:
+        graph[concern].discard(concern)
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), list(graph.get(start, ()))
+        while todo:
+            c = todo.pop()
+            if c not in seen:
+                seen.add(c)
+                todo += graph.get(c, ())
+        return seen
+
+    assert not sorted(c for c in graph if c in reach(c)), graph
 
 
 def test_no_module_is_over_300_lines():

@@ -9,7 +9,7 @@ from aws_helpers import ROLE_ARN, ops
 
 from orchestrate import cli
 from orchestrate.core.config import ConfigError
-from orchestrate.training.image_weights import needed_arch, parse_ecr_uri
+from orchestrate.core.image_weights import needed_arch, parse_ecr_uri
 
 pytestmark = pytest.mark.slow  # a moto server per session
 
