@@ -10,8 +10,10 @@ import logging
 import os
 import sys
 
+from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orchestrate.access.commands import cmd_policy
 from orchestrate.audit.commands import cmd_audit
 from orchestrate.core import aws
 from orchestrate.core.config import ConfigError, load
@@ -155,22 +157,32 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--publish-metrics", action="store_true",
                    help="put Drift, Answers and each test's statistic and p-value in CloudWatch")
     s.add_argument("--schedule", metavar="EXPR", help="run the report on a timer in the cloud, e.g. 'rate(1 day)': "
-                                                      "EventBridge Scheduler -> a Processing job, an alarm on drift")
+                                                      "EventBridge Scheduler -> a Processing job, alarms on drift "
+                                                      "and on silence")
+    s.add_argument("--status", action="store_true",
+                   help="the scheduled monitor: its last runs (failure reasons), the model it judges against, "
+                        "the alarms' states")
 
     s = add("review", help="people recount in Label Studio: export the recount list as tasks, import their counts")
     rsub = s.add_subparsers(dest="review_command", required=True, metavar="STEP")
-    r = rsub.add_parser("export", parents=[common], help="an audit's recount list (or an id list) -> Label Studio tasks")
+    review_common = argparse.ArgumentParser(add_help=False, parents=[common])
+    review_common.add_argument("--insecure-http", dest="review.insecure_http", action="store_const", const="true",
+                               help="allow plain http:// to a Label Studio on another host (the token in the clear)")
+    r = rsub.add_parser("export", parents=[review_common],
+                        help="an audit's recount list (or an id list) -> Label Studio tasks")
     r.add_argument("--audit", metavar="DIR|S3URI", help="the folder (or s3:// copy) orchestrate audit wrote")
     r.add_argument("--ids", metavar="FILE", help="or: bin ids, one per line (with --photos)")
     r.add_argument("--file-list", metavar="FILE", help="or: a Udacity file_list.json (with --photos)")
     r.add_argument("--photos", metavar="DIR|S3URI", help="where the listed bins' photos are (<id>.jpg)")
     r.add_argument("--limit", type=int, metavar="N", help="only the first N bins of the recount order")
     r.add_argument("--model-version", help="names the pre-annotations (default: the audit folder's name)")
-    r = rsub.add_parser("import", parents=[common], help="the project's answers -> labels.jsonl + summary")
+    r = rsub.add_parser("import", parents=[review_common], help="the project's answers -> labels.jsonl + summary")
     r.add_argument("--out", default="review", metavar="DIR", help="labels.jsonl / labels-summary.json here")
     r.add_argument("--no-upload", action="store_true", help="do not copy them to the stack's bucket")
-    r = rsub.add_parser("policy", parents=[common], help="the loop's least-privilege IAM policy for this stack")
-    r.add_argument("--photo-bucket", metavar="BUCKET", help="where the photos are (default data.source_bucket)")
+
+    s = add("policy", help="a least-privilege IAM policy for this stack, filled: execution (the SageMaker role of "
+                           "[aws] role_arn), labelling (review export/import), release (golden, promote, deploy)")
+    s.add_argument("name", choices=["execution", "labelling", "release"])
 
     s = add("golden", help="fix the stack's golden evaluation set (once): from people's counts or a test split")
     s.add_argument("--from", dest="source", required=True, metavar="LABELS|SPLIT_JSON",
@@ -178,6 +190,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--photos", metavar="DIR|S3URI", help="with a split.json: where its bins' photos are")
     s.add_argument("--out", default="golden", metavar="DIR", help="golden.manifest here (and in the stack's bucket)")
     s.add_argument("--replace", action="store_true", help="replace the stack's golden set (old scores stop comparing)")
+    s.add_argument("--holdout", type=float, default=0.3, metavar="FRACTION",
+                   help="from a labels.jsonl: this share of people's counts (per count) is the golden set; the "
+                        "rest goes to training-labels.jsonl for training (default 0.3; 1: all of them)")
+    s.add_argument("--seed", type=int, default=0, help="which bins --holdout picks (a hash of seed and bin id)")
 
     s = add("promote", help="score the candidate and the approved model on the golden set; approve the candidate "
                             "and update the endpoint only when it wins beyond noise")
@@ -195,21 +211,22 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"data": cmd_data, "manifest": cmd_manifest, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy,
             "invoke": cmd_invoke, "lambda": cmd_lambda, "audit": cmd_audit, "monitor": cmd_monitor,
-            "review": cmd_review, "golden": cmd_golden, "promote": cmd_promote, "report": cmd_report, "teardown": cmd_teardown}
+            "review": cmd_review, "policy": cmd_policy, "golden": cmd_golden, "promote": cmd_promote, "report": cmd_report, "teardown": cmd_teardown}
 
 
 def main(argv: list[str] | None = None, session=None) -> int:
-    a = parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    flags = [f"{k}={v}" for k, v in vars(a).items() if "." in k and v is not None]
-    flags += [f"train.hyperparameters.{hp}" for hp in getattr(a, "hp", [])]
+    flags = [f"{k}={v}" for k, v in vars(args).items() if "." in k and v is not None]
+    flags += [f"train.hyperparameters.{hp}" for hp in getattr(args, "hp", [])]
     try:
-        cfg = load(a.config, overrides=a.set + a.sub_set + flags)
+        cfg = load(args.config, overrides=args.set + args.sub_set + flags)
         sess = session or aws.session(cfg.aws.region)
-        return COMMANDS[a.command](a, cfg, sess)
-    except (ConfigError, LookupError, RuntimeError, OSError, ClientError, BotoCoreError, ValueError) as exc:
-        print(f"orchestrate {a.command}: error: {exc}", file=sys.stderr)
+        return COMMANDS[args.command](args, cfg, sess)
+    except (ConfigError, LookupError, RuntimeError, OSError, ClientError, BotoCoreError, Boto3Error,
+            ValueError) as exc:  # Boto3Error: an upload or download refused (S3UploadFailedError)
+        print(f"orchestrate {args.command}: error: {exc}", file=sys.stderr)
         return 1
 
 

@@ -98,6 +98,9 @@ class MonitorSection:
     min_answers: int = 30             # fewer answers in a window and no drift test runs
     window_hours: int = 24            # the scheduled report's window: the hours before each run
     instance_type: str = "ml.t3.medium"  # the scheduled report's Processing job
+    # the alarms' period: the time between two scheduled runs, read from a rate() expression;
+    # state it (hours) for a cron() one
+    alarm_period_hours: int = 0
 
 
 @dataclass
@@ -148,6 +151,8 @@ class ReviewSection:
     golden_prefix: str = "golden"           # s3://BUCKET/PREFIX/golden/: the golden set
     timeout: int = 30                       # seconds per Label Studio request
     promote_alpha: float = 0.05             # promote: McNemar's p must be below it to replace a model
+    # plain http:// to a Label Studio on another host sends the token in the clear: refused unless set
+    insecure_http: bool = False
 
 
 @dataclass

@@ -65,10 +65,12 @@ def build_zip(source_dir: str | Path) -> bytes:
     return buf.getvalue()
 
 
-def ensure_role(iam, cfg: Config, policy: dict) -> str:
-    """Create (or refresh the policy of) the function's role; returns its ARN."""
-    return iam_roles.ensure_role(iam, f"{cfg.function.function_name}-role"[:64], "lambda.amazonaws.com", POLICY_NAME,
-                                 policy, cfg.aws.stack, "bincounter Lambda: invoke one endpoint, write own logs")
+def ensure_role(iam, cfg: Config, account: str, policy: dict) -> str:
+    """Create (or refresh the trust and policy of) the function's role; returns its ARN. Lambda
+    assumes it for this account only (it sets aws:SourceAccount, not a documented SourceArn)."""
+    return iam_roles.ensure_role(iam, f"{cfg.function.function_name}-role"[:64],
+                                 iam_roles.trust("lambda.amazonaws.com", account), POLICY_NAME, policy,
+                                 cfg.aws.stack, "bincounter Lambda: invoke one endpoint, write own logs")
 
 
 def deploy_function(lam, iam, cfg: Config, account: str, endpoint: str) -> FunctionResult:
@@ -76,7 +78,7 @@ def deploy_function(lam, iam, cfg: Config, account: str, endpoint: str) -> Funct
     template = Path(f.policy_file).read_text(encoding="utf-8")
     policy = role_policy(template, region=cfg.aws.region, account=account, endpoint=endpoint,
                          function=f.function_name, s3_prefix=f.s3_input_prefix)
-    role_arn = ensure_role(iam, cfg, policy)
+    role_arn = ensure_role(iam, cfg, account, policy)
     code = Path(f.zip_file).read_bytes() if f.zip_file else build_zip(f.source_dir)
     env = {"ENDPOINT_NAME": endpoint}
     if f.s3_input_prefix:
@@ -111,7 +113,17 @@ def deploy_function(lam, iam, cfg: Config, account: str, endpoint: str) -> Funct
     return FunctionResult(f.function_name, arn, role_arn, created, url)
 
 
+# the resource-policy statements that make a URL public: they exist exactly when its auth is NONE
+PUBLIC_URL_STATEMENTS = {
+    "public-function-url": dict(Action="lambda:InvokeFunctionUrl", Principal="*", FunctionUrlAuthType="NONE"),
+    # URLs created since October 2025 need InvokeFunction too, granted here only through the URL
+    "public-function-url-invoke": dict(Action="lambda:InvokeFunction", Principal="*", InvokedViaFunctionUrl=True),
+}
+
+
 def function_url(lam, name: str, auth: str) -> str:
+    """The function's URL with ``auth``; its public permissions follow: added for NONE, removed for
+    AWS_IAM (an AWS_IAM URL left with a public statement would still let anyone call it)."""
     if auth not in ("AWS_IAM", "NONE"):
         raise ConfigError(f"lambda.function_url_auth must be AWS_IAM, NONE or empty, got {auth!r}")
     try:
@@ -119,11 +131,20 @@ def function_url(lam, name: str, auth: str) -> str:
         lam.update_function_url_config(FunctionName=name, AuthType=auth)
     except lam.exceptions.ResourceNotFoundException:
         url = lam.create_function_url_config(FunctionName=name, AuthType=auth)["FunctionUrl"]
-        if auth == "NONE":
-            # A public URL still needs a resource policy that lets anyone call it; URLs created
-            # since October 2025 need InvokeFunction too, granted here only through the URL.
-            lam.add_permission(FunctionName=name, StatementId="public-function-url",
-                               Action="lambda:InvokeFunctionUrl", Principal="*", FunctionUrlAuthType="NONE")
-            lam.add_permission(FunctionName=name, StatementId="public-function-url-invoke",
-                               Action="lambda:InvokeFunction", Principal="*", InvokedViaFunctionUrl=True)
+    there = resource_statements(lam, name)
+    for sid, grant in PUBLIC_URL_STATEMENTS.items():
+        if auth == "NONE" and sid not in there:
+            lam.add_permission(FunctionName=name, StatementId=sid, **grant)
+        elif auth != "NONE" and sid in there:
+            lam.remove_permission(FunctionName=name, StatementId=sid)
+            log.info("removed the public permission %s of %s (its URL is now AWS_IAM)", sid, name)
     return url
+
+
+def resource_statements(lam, name: str) -> set[str]:
+    """The Sids of the function's resource policy (none yet: an empty set)."""
+    try:
+        policy = json.loads(lam.get_policy(FunctionName=name)["Policy"])
+    except lam.exceptions.ResourceNotFoundException:
+        return set()
+    return {s.get("Sid", "") for s in policy.get("Statement", [])}

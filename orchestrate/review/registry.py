@@ -7,33 +7,16 @@ from __future__ import annotations
 import json
 import logging
 
-from pathlib import Path
-
 from botocore.exceptions import ClientError
 
 from bincounter.modelcard import ModelCard
+from orchestrate.audit.run_cloud import read_card
 from orchestrate.core.aws import is_ours, tags
 from orchestrate.core.config import Config
-from orchestrate.core.iam import fill
-from orchestrate.core.store import tar_members
 
 log = logging.getLogger(__name__)
 PENDING, APPROVED, REJECTED = "PendingManualApproval", "Approved", "Rejected"
 CONTENT_TYPES = ["image/jpeg", "image/png", "application/json", "application/jsonlines"]
-
-
-POLICY = Path(__file__).with_name("loop-policy.json")
-
-
-def loop_policy(cfg: Config, account: str, photo_bucket: str) -> dict:
-    """The review loop's IAM policy for this stack: read the photos and the audits' outputs,
-    write only the labels and golden prefixes, the stack's registry group, the scoring
-    transform and the endpoint update; nothing broader (docs/reviews.md)."""
-    return fill(POLICY.read_text(), {
-        "Region": cfg.aws.region, "AccountId": account, "Stack": cfg.aws.stack, "Bucket": cfg.require("aws", "bucket"),
-        "Prefix": cfg.aws.prefix.strip("/"), "PhotoBucket": photo_bucket, "EndpointName": cfg.deploy.endpoint_name,
-        "LabelsPrefix": cfg.review.labels_prefix.strip("/"), "GoldenPrefix": cfg.review.golden_prefix.strip("/"),
-        "RoleArn": cfg.require("aws", "role_arn")})
 
 
 def group_name(cfg: Config) -> str:
@@ -91,7 +74,7 @@ def register(sm, s3, cfg: Config, job: str, image: str, known: dict[str, str] | 
         return known[job]
     group = ensure_group(sm, cfg)
     artifact = sm.describe_training_job(TrainingJobName=job)["ModelArtifacts"]["S3ModelArtifacts"]
-    card = ModelCard.from_dict(json.loads(tar_members(artifact, {"model.json"}, s3)["model.json"]))
+    card = read_card(s3, artifact)
     arn = sm.create_model_package(
         ModelPackageGroupName=group, ModelApprovalStatus=PENDING,
         ModelPackageDescription=f"training job {job}",

@@ -1,6 +1,7 @@
 """orchestrate monitor on moto: the schedule (EventBridge Scheduler -> a SageMaker Processing job
-on the training image), its two least-privilege roles, the drift alarm, the metrics a run
-publishes, and teardown removing all of it."""
+on the training image), its two least-privilege roles and their trust, the two alarms that page
+when no report comes, the metrics a run publishes, --status, the schedule following the served
+model, and teardown removing all of it."""
 
 from __future__ import annotations
 
@@ -62,19 +63,22 @@ def test_schedule_starts_a_processing_job_of_the_training_image_with_least_privi
     iam = aws.client("iam")
     job = _statements(iam, names.job_role)
     reads = next(s for s in job if s["Action"] == "s3:GetObject")["Resource"]
-    assert reads == ["arn:aws:s3:::models/exp1/capture/t1-ep/*", "arn:aws:s3:::models/exp1/jobs/t1/output/model.tar.gz"]
+    assert reads[:2] == ["arn:aws:s3:::models/exp1/capture/t1-ep/*", "arn:aws:s3:::models/exp1/jobs/t1/output/model.tar.gz"]
     assert next(s for s in job if s["Action"] == "s3:PutObject")["Resource"] == \
         "arn:aws:s3:::models/exp1/monitor/reports/*"
-    assert next(s for s in job if s["Action"] == "cloudwatch:PutMetricData")["Condition"] == \
-        {"StringEquals": {"cloudwatch:namespace": schedule.NAMESPACE}}
+    # what Processing itself needs to start the job: pull the training image from its repository
+    pulls = next(s for s in job if "ecr:BatchGetImage" in s["Action"])
+    assert pulls["Resource"] == "arn:aws:ecr:us-east-1:123456789012:repository/bincounter-training"
     passes = next(s for s in _statements(iam, names.scheduler_role) if s["Action"] == "iam:PassRole")
     assert passes["Resource"] == done["job_role"]
-    trust = iam.get_role(RoleName=names.scheduler_role)["Role"]["AssumeRolePolicyDocument"]
-    assert trust["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
-
-    [alarm] = aws.client("cloudwatch").describe_alarms(AlarmNames=[names.alarm])["MetricAlarms"]
-    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == (schedule.NAMESPACE, "Drift", 1.0)
-    assert alarm["Dimensions"] == [{"Name": "Endpoint", "Value": "t1-ep"}]
+    # each role trusts its service for this account's monitor jobs / schedule group only
+    trust = iam.get_role(RoleName=names.scheduler_role)["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}, "ArnLike": {
+        "aws:SourceArn": f"arn:aws:scheduler:us-east-1:123456789012:schedule-group/{names.group}"}}
+    trust = iam.get_role(RoleName=names.job_role)["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Condition"]["ArnLike"] == {
+        "aws:SourceArn": "arn:aws:sagemaker:us-east-1:123456789012:processing-job/t1-monitor*"}
 
     assert cli.main(args + ["--window-hours", "6"], session=aws) == 0  # again: updated in place
     again = aws.client("scheduler").get_schedule(Name=names.schedule, GroupName=names.group)
@@ -84,8 +88,8 @@ def test_schedule_starts_a_processing_job_of_the_training_image_with_least_privi
     capsys.readouterr()
     assert cli.main(["--config", _config(tmp_path), "teardown", "--dry-run"], session=aws) == 0
     listed = capsys.readouterr().out
-    for kind, name in (("schedule-group", names.group), ("alarm", names.alarm), ("iam-role", names.job_role),
-                       ("iam-role", names.scheduler_role)):
+    for kind, name in (("schedule-group", names.group), ("alarm", names.alarm), ("alarm", names.silent_alarm),
+                       ("iam-role", names.job_role), ("iam-role", names.scheduler_role)):
         assert f"would delete\t{kind}\t{name}" in listed
     assert cli.main(["--config", _config(tmp_path), "teardown"], session=aws) == 0
     assert aws.client("scheduler").list_schedule_groups(NamePrefix=names.group)["ScheduleGroups"] == []
@@ -126,3 +130,113 @@ def test_a_run_with_publish_metrics_puts_drift_answers_and_each_tests_statistic(
     distributions = {d["Value"] for m in metrics if m["MetricName"] == "DriftStatistic" for d in m["Dimensions"]
                      if d["Name"] == "Distribution"}
     assert distributions == {"counted class", "probability of the counted class", "entropy"}
+
+
+def test_a_schedule_whose_job_never_runs_leaves_both_alarms_paging(aws, tmp_path, random_model_dir):
+    """moto evaluates no alarm, so the configuration is what is checked: a period without a report
+    breaches both alarms (TreatMissingData "notBreaching" would read a silent monitor as fine),
+    the period is the time between runs, and the metric is exactly what a run publishes."""
+    args = ["--config", _config(tmp_path), "monitor", "--schedule", "rate(6 hours)", "--model-data", MODEL]
+    assert cli.main(args, session=aws) == 0
+    names = schedule.Names.of("t1")
+    cw = aws.client("cloudwatch")
+    alarms = {a["AlarmName"]: a for a in cw.describe_alarms(AlarmNames=[names.alarm, names.silent_alarm])
+              ["MetricAlarms"]}
+    assert set(alarms) == {names.alarm, names.silent_alarm}
+    for a in alarms.values():
+        assert (a["TreatMissingData"], a["Period"], a["EvaluationPeriods"]) == ("breaching", 6 * 3600, 1)
+        assert a["Namespace"] == schedule.NAMESPACE and a["Dimensions"] == [{"Name": "Endpoint", "Value": "t1-ep"}]
+    drift, silent = alarms[names.alarm], alarms[names.silent_alarm]
+    assert (drift["MetricName"], drift["ComparisonOperator"], drift["Threshold"]) == (
+        "Drift", "GreaterThanOrEqualToThreshold", 1.0)
+    assert (silent["MetricName"], silent["Statistic"], silent["ComparisonOperator"], silent["Threshold"]) == (
+        "Reports", "Sum", "LessThanThreshold", 1.0)
+    # the job never ran: no datapoint of either metric, so each alarm's period is missing data -> breaching
+    assert cw.list_metrics(Namespace=schedule.NAMESPACE)["Metrics"] == []
+    # a run that reports puts exactly the metric both alarms watch (same name space, name, dimension)
+    schedule.publish(cw, "t1-ep", {"drift": False, "n": 60, "tests": []})
+    watched = {(m["MetricName"], json.dumps(m["Dimensions"])) for m in cw.list_metrics(
+        Namespace=schedule.NAMESPACE)["Metrics"]}
+    assert {(a["MetricName"], json.dumps(a["Dimensions"])) for a in alarms.values()} <= watched
+
+
+def test_schedules_the_alarms_cannot_watch_are_refused_before_anything_is_made(aws, tmp_path, capsys):
+    for expression, said in (("rate(2 days)", "every 172800 s"), ("cron(0 8 * * ? *)", "state it for a cron")):
+        args = ["--config", _config(tmp_path), "monitor", "--schedule", expression, "--model-data", MODEL]
+        assert cli.main(args, session=aws) == 1
+        assert said in capsys.readouterr().err
+    assert aws.client("iam").list_roles(PathPrefix="/bincounter/")["Roles"] == []
+    args = ["--config", _config(tmp_path), "monitor", "--schedule", "cron(0 8 * * ? *)", "--model-data", MODEL,
+            "--set", "monitor.alarm_period_hours=24"]
+    assert cli.main(args, session=aws) == 0
+
+
+def _deploy(aws, tmp_path, model_data: str, capsys) -> dict:
+    args = ["--config", _config(tmp_path), "--set", "images.serving_image=123456789012.dkr.ecr.us-east-1.amazonaws."
+            "com/bincounter-serving:1.0", "--set", "monitor.capture=false", "deploy", "--model-data", model_data,
+            "--poll-seconds", "0"]
+    assert cli.main(args, session=aws) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_deploy_points_the_schedule_at_the_model_the_endpoint_now_serves(aws, tmp_path, capsys):
+    first = "s3://models/exp1/output/t1-train-1/output/model.tar.gz"
+    args = ["--config", _config(tmp_path), "monitor", "--schedule", "rate(1 day)", "--model-data", first]
+    assert cli.main(args, session=aws) == 0
+    capsys.readouterr()
+    newer = "s3://models/exp1/output/t1-train-2/output/model.tar.gz"
+    start = len(aws.api_calls)
+    done = _deploy(aws, tmp_path, newer, capsys)
+    assert done["monitor_judged_before"] == first
+    found = schedule.current(aws.client("scheduler"), schedule_cfg(tmp_path))
+    assert schedule.judged_model(found) == newer
+    # the job role reads the stack's models, so following needed no IAM call at all
+    assert [c[:2] for c in aws.api_calls[start:] if c[0] == "iam"] == []
+    assert ("scheduler", "UpdateSchedule") in [c[:2] for c in aws.api_calls[start:]]
+    assert cli.main(["--config", _config(tmp_path), "monitor", "--status"], session=aws) == 0
+    said = capsys.readouterr().out
+    assert f"judging against {newer}" in said and "stale" not in said
+
+
+def test_a_model_outside_the_stacks_prefixes_leaves_the_endpoint_updated_and_says_how_to_repair(
+        aws, tmp_path, capsys):
+    args = ["--config", _config(tmp_path), "monitor", "--schedule", "rate(1 day)", "--model-data", MODEL]
+    assert cli.main(args, session=aws) == 0
+    capsys.readouterr()
+    elsewhere = "s3://other-bucket/models/model.tar.gz"
+    args = ["--config", _config(tmp_path), "--set", "images.serving_image=123456789012.dkr.ecr.us-east-1.amazonaws."
+            "com/bincounter-serving:1.0", "--set", "monitor.capture=false", "deploy", "--model-data", elsewhere,
+            "--poll-seconds", "0"]
+    assert cli.main(args, session=aws) == 1
+    err = capsys.readouterr().err
+    assert f"now serves {elsewhere}, but the monitor's schedule could not follow it" in err
+    assert "monitor --schedule" in err
+    assert cli.main(["--config", _config(tmp_path), "monitor", "--status"], session=aws) == 0
+    said = capsys.readouterr().out
+    assert f"stale: the endpoint serves {elsewhere}" in said
+
+
+def test_status_names_each_run_and_the_reason_a_run_failed(aws, tmp_path, capsys):
+    from moto.sagemaker.models import sagemaker_backends
+
+    args = ["--config", _config(tmp_path), "monitor", "--schedule", "rate(1 day)", "--model-data", MODEL]
+    assert cli.main(args, session=aws) == 0
+    request = json.loads(aws.client("scheduler").get_schedule(Name="t1-monitor", GroupName="bincounter-t1")
+                         ["Target"]["Input"].replace(schedule.EXECUTION_ID, "run1")
+                         .replace(schedule.SCHEDULED_TIME, "2026-12-04T00:00:00Z"))
+    sm = aws.client("sagemaker")
+    sm.create_processing_job(**request)
+    # the world's state, set in the emulator: the run failed (moto completes every job at once)
+    job = sagemaker_backends["123456789012"]["us-east-1"].processing_jobs["t1-monitor-run1"]
+    job.processing_job_status, job.failure_reason = "Failed", "CannotStartContainerError: image pull: AccessDenied"
+    capsys.readouterr()
+    assert cli.main(["--config", _config(tmp_path), "monitor", "--status"], session=aws) == 0
+    said = capsys.readouterr().out
+    assert "t1-monitor-run1 Failed" in said and "image pull: AccessDenied" in said
+    assert "alarm t1-monitor-drift:" in said and "alarm t1-monitor-silent:" in said
+
+
+def schedule_cfg(tmp_path):
+    from orchestrate.core.config import load
+
+    return load(_config(tmp_path), env={})
