@@ -65,6 +65,8 @@ class Row:
     confidence: float | None = None
     verdict: str = FAILED
     error: str = ""
+    # every class's probability, kept only when asked (promote's golden score asks each count)
+    probabilities: dict[str, float] | None = None
 
 
 def photo_ids(keys: list[str]) -> list[str]:
@@ -114,12 +116,13 @@ def expected_quantities(expected_csv: str, metadata: str, ids: list[str], client
     return read_expected_metadata(Store(metadata, client), ids, workers)
 
 
-def rows(done: Transformed, expected_csv: str, metadata: str, clients: S3Clients, workers: int = 16) -> list[Row]:
+def rows(done: Transformed, expected_csv: str, metadata: str, clients: S3Clients, workers: int = 16,
+         keep_probabilities: bool = False) -> list[Row]:
     """The audit's join step: every photo the run sent, its output, its expected quantity (from
     ``expected_csv`` or ``metadata``) and its verdict, in the order sent."""
     ids = photo_ids(list(done.photo_names))
     expected, reasons = expected_quantities(expected_csv, metadata, ids, clients, workers)
-    return join(ids, read_outputs(done.outputs, workers), expected, done.card, reasons)
+    return join(ids, read_outputs(done.outputs, workers), expected, done.card, reasons, keep_probabilities)
 
 
 def read_expected_metadata(store: Store, ids: list[str], workers: int = 16) -> tuple[dict, dict]:
@@ -166,7 +169,8 @@ def read_outputs(store: Store, workers: int = 16) -> dict[str, list]:
         return dict(pool.map(one, keys))
 
 
-def _row(sid: str, expected: int | None, answers: list | None, card: ModelCard, why_no_expected: str) -> Row:
+def _row(sid: str, expected: int | None, answers: list | None, card: ModelCard, why_no_expected: str,
+         keep_probabilities: bool = False) -> Row:
     row = Row(sid, expected)
     if answers is None:
         row.error = "no output: the transform job wrote nothing for this photo"
@@ -180,6 +184,8 @@ def _row(sid: str, expected: int | None, answers: list | None, card: ModelCard, 
         return row
     row.counted, row.confidence = answer.get("count"), answer.get("confidence")
     probabilities = answer.get("probabilities") or {}
+    if keep_probabilities:
+        row.probabilities = {str(k): float(v) for k, v in probabilities.items()}
     if expected is None:
         row.verdict, row.error = NO_EXPECTED, why_no_expected
     elif str(expected) not in probabilities:
@@ -193,11 +199,11 @@ def _row(sid: str, expected: int | None, answers: list | None, card: ModelCard, 
 
 
 def join(ids: list[str], outputs: dict[str, list], expected: dict[str, int | None], card: ModelCard,
-         no_expected_reasons: dict[str, str] | None = None) -> list[Row]:
+         no_expected_reasons: dict[str, str] | None = None, keep_probabilities: bool = False) -> list[Row]:
     """One row per photo, in input order."""
     reasons = no_expected_reasons or {}
     rows = [_row(i, expected.get(i), outputs.get(i), card,
-                 reasons.get(i, "no expected quantity given for this bin")) for i in ids]
+                 reasons.get(i, "no expected quantity given for this bin"), keep_probabilities) for i in ids]
     stray = sorted(set(outputs) - set(ids))
     if stray:
         log.warning("%d outputs match no input photo (e.g. %s): ignored", len(stray), stray[0])

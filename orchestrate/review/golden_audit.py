@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+from bincounter.modelcard import ModelCard
 from bincounter.reviews import HumanLabel
 from orchestrate.audit import inputs, join, run_cloud, run_local
 from orchestrate.audit.join import Row
@@ -21,15 +22,16 @@ from orchestrate.review.scoring import Score
 
 
 def _expected_csv(labels: list[HumanLabel]) -> str:
-    """The asked quantity of each bin: the record's where the golden line has it, else the count."""
-    lines = ["bin_id,expected_quantity"]
-    lines += [f"{g.bin_id},{g.expected_quantity if g.expected_quantity is not None else g.count}" for g in labels]
+    """Each bin asked its golden count: the join wants a quantity; the score asks every count
+    itself from the kept probabilities (``scoring``)."""
+    lines = ["bin_id,expected_quantity"] + [f"{g.bin_id},{g.count}" for g in labels]
     return "\n".join(lines) + "\n"
 
 
 def answers(clients: S3Clients, sm, cfg: Config, labels: list[HumanLabel], model_data: str, image: str,
-            work: Path, local: bool) -> list[Row]:
-    """Every golden bin through the model ``model_data``, joined with its asked quantity."""
+            work: Path, local: bool) -> tuple[list[Row], ModelCard]:
+    """Every golden bin through the model ``model_data``, its probabilities kept; (rows, the
+    model's card)."""
     work.mkdir(parents=True, exist_ok=True)
     if local:
         folder = work / "photos"
@@ -65,11 +67,12 @@ def answers(clients: S3Clients, sm, cfg: Config, labels: list[HumanLabel], model
                              model_data=model_data, out=str(work / "audit"))
         photos_in = inputs.resolve(req, cfg, clients)
         done = run_cloud.run(sm, clients, cfg, req, photos_in, run_cloud.plan(sm, cfg, req, photos_in, image))
-    return join.rows(done, req.expected, "", clients, cfg.data.workers)
+    return join.rows(done, req.expected, "", clients, cfg.data.workers, keep_probabilities=True), done.card
 
 
 def cache_key(golden_sha: str, model_data: str) -> str:
-    return f"{golden_sha[:16]}/{hashlib.sha256(model_data.encode()).hexdigest()[:16]}.json"
+    """Where a model's score on a golden set is kept (v2: asks by bincounter.verification)."""
+    return f"{golden_sha[:16]}/v2-{hashlib.sha256(model_data.encode()).hexdigest()[:16]}.json"
 
 
 class ScoreCache:

@@ -1,11 +1,14 @@
 """A model's score on the golden set, and the paired test that says whether one model beats
 another on the same bins.
 
-The answers come from the audit's own steps (a transform over the golden photos, joined with
-the asked quantities); this module only counts: accuracy and RMSE of the count against the
-golden count, the share of asks answered without a person, and the verdicts' errors with
-their n (a false match: "match" while the bin does not hold the asked quantity; a false
-mismatch: "mismatch" while it does). McNemar's exact test compares per-bin correctness.
+The answers come from the audit's own steps (a transform over the golden photos, joined,
+each bin's probabilities kept); this module only counts, with ``bincounter.verification``'s
+one definition of an ask: each golden bin is asked its true count (a correct ask) and each
+count one off (wrong asks; two off reported apart), and the model's card decides each
+verdict. So the golden set always holds wrong asks, whatever quantities were recorded, and a
+false match here is the same thing as on the card's test split. Accuracy and RMSE compare the
+model's count with the golden count; a bin the model did not answer counts as wrong.
+McNemar's exact test compares per-bin correctness.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
+from bincounter.modelcard import ModelCard
+from bincounter.verification import make_asks, measure
 from orchestrate.audit.join import Row
 
 
@@ -21,64 +28,77 @@ class Score:
     n: int
     accuracy: float
     rmse: float
-    auto_share: float                 # asks answered match or mismatch (no person needed)
-    false_match: tuple[int, int]      # (wrong "match" answers, asks whose bin does not hold the quantity)
-    false_mismatch: tuple[int, int]   # (wrong "mismatch" answers, asks whose bin holds it)
+    rates: dict                       # verification.measure on the golden asks: rates, n, per expected count
     correct: dict[str, bool] = field(default_factory=dict)   # by bin id: the count was right
-    failed: int = 0                   # golden bins without an answer (they count as wrong)
+    failed: int = 0                   # golden bins without an answer (wrong, and asked nothing)
+
+    @property
+    def auto_share(self) -> float:
+        return self.rates.get("auto_share") or 0.0
+
+    @property
+    def false_match(self) -> tuple[int, int]:
+        """(wrong asks answered "match", wrong asks)."""
+        return _pair(self.rates, "false_match_rate", "false_match_n")
+
+    @property
+    def false_mismatch(self) -> tuple[int, int]:
+        """(correct asks answered "mismatch", correct asks)."""
+        return _pair(self.rates, "false_mismatch_rate", "false_mismatch_n")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["false_match"], d["false_mismatch"] = list(self.false_match), list(self.false_mismatch)
-        return d
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Score":
-        return cls(**{**d, "false_match": tuple(d["false_match"]), "false_mismatch": tuple(d["false_mismatch"])})
+        return cls(**d)
 
     @staticmethod
     def rate(pair: tuple[int, int]) -> float | None:
         return pair[0] / pair[1] if pair[1] else None
 
 
-def score(rows: list[Row], truth: dict[str, int]) -> Score:
-    """``rows``: the joined answers for the golden bins (expected = the asked quantity);
-    ``truth``: the golden count of each bin. A bin the model did not answer is wrong."""
+def _pair(rates: dict, rate_key: str, n_key: str) -> tuple[int, int]:
+    n = int(rates.get(n_key) or 0)
+    return round((rates.get(rate_key) or 0.0) * n), n
+
+
+def score(rows: list[Row], truth: dict[str, int], card: ModelCard) -> Score:
+    """``rows``: the joined answers for the golden bins, probabilities kept; ``truth``: the golden
+    count of each bin; ``card``: the model's, whose verdict rule answers every ask."""
     by_id = {r.bin_id: r for r in rows}
-    correct, errors, auto = {}, [], 0
-    fm = [0, 0]
-    fmm = [0, 0]
+    classes = [int(c) for c in card.classes]
+    correct, errors, probs, labels = {}, [], [], []
     for bin_id, true in truth.items():
         r = by_id.get(bin_id)
         counted = r.counted if r is not None else None
         correct[bin_id] = counted == true
-        errors.append((counted - true) ** 2 if counted is not None else None)
-        if r is None or r.expected is None or r.verdict not in ("match", "mismatch", "review"):
-            continue
-        auto += r.verdict in ("match", "mismatch")
-        holds = r.expected == true
-        if holds:
-            fmm[1] += 1
-            fmm[0] += r.verdict == "mismatch"
-        else:
-            fm[1] += 1
-            fm[0] += r.verdict == "match"
+        errors.append(None if counted is None else (counted - true) ** 2)
+        if r is not None and r.probabilities:
+            probs.append([float(r.probabilities.get(str(c), 0.0)) for c in classes])
+            labels.append(true)
+    asks = make_asks(np.array(probs).reshape(-1, len(classes)), np.array(labels, dtype=int), classes)
     answered = [e for e in errors if e is not None]
-    asks = fm[1] + fmm[1]
     return Score(n=len(truth), accuracy=sum(correct.values()) / len(truth) if truth else 0.0,
                  rmse=math.sqrt(sum(answered) / len(answered)) if answered else float("nan"),
-                 auto_share=auto / asks if asks else 0.0, false_match=tuple(fm), false_mismatch=tuple(fmm),
-                 correct=correct, failed=sum(e is None for e in errors))
+                 rates=_plain(measure(asks, card.verification)), correct=correct,
+                 failed=sum(e is None for e in errors))
+
+
+def _plain(value):
+    """``measure``'s dict with numpy numbers made plain (it is kept as JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def mcnemar(a: Score, b: Score) -> tuple[int, int, float]:
-    """(bins only ``a`` counts right, bins only ``b`` counts right, two-sided exact p-value):
-    the binomial test on the discordant bins, which is what McNemar's test is for small n."""
+    """(bins only ``a`` counts right, bins only ``b`` counts right, one-sided exact p-value of
+    ``a`` being better): the binomial tail P(X >= only_a) for X ~ Bin(discordant, 1/2), which
+    is McNemar's test for small n, one-sided because the rule asks only "is ``a`` better"."""
     only_a = sum(a.correct[i] and not b.correct.get(i, False) for i in a.correct)
     only_b = sum(b.correct[i] and not a.correct.get(i, False) for i in b.correct)
     n = only_a + only_b
     if n == 0:
         return 0, 0, 1.0
-    k = min(only_a, only_b)
-    tail = sum(math.comb(n, j) for j in range(k + 1)) / 2 ** n
-    return only_a, only_b, min(1.0, 2 * tail)
+    return only_a, only_b, sum(math.comb(n, j) for j in range(only_a, n + 1)) / 2 ** n

@@ -40,11 +40,29 @@ def test_promote_local_scores_the_golden_bins_through_the_serving_image_once(aws
     args = [*settings, "promote", "--local", "--golden", str(golden), "--scores", str(tmp_path / "scores")]
     code = cli.main(args, session=aws)
     out = capsys.readouterr().out
-    assert code in (0, 3), out  # approved, or refused with the table: either is a decision
+    # the first model of a 30-bin tiny run, on 30 golden bins: refused, and the reason it gives is
+    # what the kept score shows (a rate above the card's target, or too few asks for its guarantee)
+    assert code == 3, out
     assert "| bins | 30 |" in out and re.search(r"\| accuracy \| \d+\.\d% \|", out), out
     [kept] = list((tmp_path / "scores").rglob("*.json"))
     score = json.loads(kept.read_text())
+    targets = json.loads((trained_model / "model.json").read_text())["verification"]["targets"]
+    [why] = [line for line in out.splitlines() if line.startswith("refused (the package is now Rejected): ")]
+    rates = score["rates"]
+    if "miss their targets" in why:
+        assert (rates["false_match_rate"] or 0) > targets["max_false_match"] or \
+            (rates["false_mismatch_rate"] or 0) > targets["max_false_mismatch"], why
+    elif "too small to vouch" in why:
+        named = re.findall(r"(\d+) (?:wrong|correct) asks, needs (\d+)", why)
+        assert named and all(int(n) < int(need) for n, need in named), why
+    else:
+        assert "answers every ask `review`" in why, why
     assert score["n"] == 30 and score["failed"] == 0 and len(score["correct"]) == 30
-    # the same golden set and model: the kept score, no second transform
-    assert cli.main(args, session=aws) == code
+    # every golden bin asked its count and each count one off: 30 correct asks and their wrong ones
+    assert score["rates"]["false_mismatch_n"] == 30 and score["rates"]["false_match_n"] >= 30
+    # the same golden set and model: the kept score, no second transform (the candidate is now
+    # Rejected, so it is named)
+    [package] = aws.client("sagemaker").list_model_packages(ModelPackageGroupName="t1-models")["ModelPackageSummaryList"]
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert cli.main([*args, "--candidate", package["ModelPackageArn"]], session=aws) == code
     assert "candidate: scored on this golden set before" in capsys.readouterr().out
