@@ -25,6 +25,9 @@ VENV = ROOT / ".venv-labelstudio"
 TEMPLATE = VENV / "template"
 DATABASE = "label_studio.sqlite3"
 ADMIN = "admin@bincounter.local"
+# the shortest API token accepted (labelstudio-image/Dockerfile refuses shorter ones too): the
+# token is the admin's key to every project, and a short one can be guessed
+MIN_TOKEN = 20
 # no calls home: error reports to Sentry, usage analytics, the PyPI version check (the same in
 # labelstudio-image/Dockerfile)
 OFFLINE = {"SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "", "COLLECT_ANALYTICS": "false", "LATEST_VERSION_CHECK": "false"}
@@ -106,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Label Studio template: {make_template()}")
         return 0
     token = os.environ.get("LABEL_STUDIO_API_KEY", "")
-    if len(token) < 6:
-        print("set LABEL_STUDIO_API_KEY to the admin's API token (6 characters or more)", file=sys.stderr)
+    if len(token) < MIN_TOKEN:
+        print(f"set LABEL_STUDIO_API_KEY to the admin's API token ({MIN_TOKEN} characters or more, e.g. "
+              "python3 -c 'import secrets; print(secrets.token_hex(20))')", file=sys.stderr)
         return 2
     proc = start_label_studio(a.data, a.port, token, a.local_root.resolve(), a.data / "labelstudio.log")
     print(f"Label Studio at http://127.0.0.1:{a.port} (user {ADMIN}, token from LABEL_STUDIO_API_KEY); "

@@ -6,6 +6,11 @@ written anywhere. A legacy API token is sent as ``Token``; a personal access tok
 refresh token) is exchanged once for an access token, sent as ``Bearer``. Every failure is
 one ``LabelStudioError`` line: the server does not answer, refuses the token, or answers
 something else than the API's shape.
+
+The token goes to the configured server only: a redirect to another host is refused (urllib
+would resend the ``Authorization`` header there), and plain ``http://`` is refused for any host
+but this machine's unless ``[review] insecure_http`` says so (the token would cross the network
+in the clear).
 """
 
 from __future__ import annotations
@@ -25,13 +30,44 @@ class LabelStudioError(RuntimeError):
     """Label Studio did not do what was asked; the message says what and where."""
 
 
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
+
+
+class _SameHostOnly(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect on the same scheme, host and port only: the request carries the token."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url,
+                                                                                                   newurl))
+        if (old.scheme, old.netloc) != (new.scheme, new.netloc):
+            raise LabelStudioError(f"Label Studio at {old.scheme}://{old.netloc} redirected to {new.scheme}://"
+                                   f"{new.netloc}: refused, the request carries the API token (set [review] url "
+                                   "to where it should go)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameHostOnly)
+
+
 @dataclass(frozen=True)
 class LabelStudio:
     url: str
     token: str
     timeout: float = 30.0
+    insecure_http: bool = False
 
     def __post_init__(self) -> None:
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LabelStudioError(f"[review] url {self.url!r}: give Label Studio's http(s)://host:port")
+        if parts.scheme == "http" and not _loopback(parts.hostname) and not self.insecure_http:
+            raise LabelStudioError(f"[review] url {self.url}: plain http to another host would send the API token "
+                                   "in the clear; use https, or --insecure-http ([review] insecure_http) on a "
+                                   "network you trust")
         if not self.token:
             raise LabelStudioError("no Label Studio API token: set the environment variable [review] token_env "
                                    "names (default LABEL_STUDIO_API_KEY)")
@@ -51,7 +87,7 @@ class LabelStudio:
         req = urllib.request.Request(self.url.rstrip("/") + path, method=method, headers=headers,
                                      data=None if body is None else json.dumps(body).encode())
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as reply:
+            with _OPENER.open(req, timeout=self.timeout) as reply:
                 text = reply.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode("utf-8", "replace")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from devtools.label_studio import environment
+from devtools.label_studio import MIN_TOKEN, environment
 
 DOCKERFILE = Path(__file__).resolve().parents[2] / "labelstudio-image" / "Dockerfile"
 # set per start, not fixed: where the data and photos live, the admin's secrets
@@ -28,3 +28,15 @@ def test_the_images_label_studio_has_the_fixed_settings_of_the_tests_server():
     image = image_env()
     assert {k: image.get(k) for k in fixed} == fixed
     assert image["SENTRY_DSN"] == "" and image["COLLECT_ANALYTICS"] == "false"  # no calls home
+
+
+def test_the_image_refuses_a_token_shorter_than_the_tests_server_does_and_has_no_default_password():
+    """The start command's token check is MIN_TOKEN long (a Dockerfile cannot import it), and no
+    password is baked into the image or compose: unset, it is random at each start."""
+    cmd = " ".join(line for line in DOCKERFILE.read_text().splitlines() if line.startswith("CMD "))
+    assert f"${{#LABEL_STUDIO_USER_TOKEN}} -ge {MIN_TOKEN} ]" in cmd
+    assert "LABEL_STUDIO_PASSWORD" not in image_env()
+    assert 'LABEL_STUDIO_PASSWORD:-$(python -c \'import secrets' in cmd
+    compose = (DOCKERFILE.parents[1] / "docker-compose.yml").read_text()
+    [line] = [line for line in compose.splitlines() if "LABEL_STUDIO_PASSWORD:" in line]
+    assert "${LABEL_STUDIO_PASSWORD:-}" in line
