@@ -77,3 +77,43 @@ def test_a_window_too_small_runs_no_test_and_says_why():
     p, labels = _table(rng, 100, 2.0)
     out = drift.compare(reference.build(p, labels, CLASSES, RULE), [_answer(list(r)) for r in p[:10]])
     assert out["tests"] == [] and out["drift"] is False and "10 answers" in out["skipped"][0]
+
+
+def _exact_permutation_p(ref: list[int], live: list[int]) -> float:
+    """The exact permutation p-value of Pearson's statistic on a 2 x K table: every way of drawing
+    the window's total out of the pooled counts (multivariate hypergeometric), weighted by its
+    probability, counted where the statistic is at least the observed one. Enumerated here
+    independently of drift's Monte Carlo."""
+    import itertools
+    import math
+
+    totals, n_live = [a + b for a, b in zip(ref, live)], sum(live)
+
+    def chi2(r, w):
+        n = sum(r) + sum(w)
+        return sum((obs - (sum(row) * (a + b) / n)) ** 2 / (sum(row) * (a + b) / n)
+                   for row in (r, w) for obs, a, b in zip(row, r, w) if a + b)
+
+    observed, p = chi2(ref, live), 0.0
+    for w in itertools.product(*(range(t + 1) for t in totals)):
+        if sum(w) != n_live:
+            continue
+        r = [t - x for t, x in zip(totals, w)]
+        weight = math.prod(math.comb(t, x) for t, x in zip(totals, w)) / math.comb(sum(totals), n_live)
+        if chi2(r, list(w)) >= observed - 1e-9:
+            p += weight
+    return p
+
+
+@pytest.mark.parametrize("ref, live", [([3, 2, 1], [0, 1, 4]), ([6, 4, 2], [1, 2, 5]), ([2, 2, 2, 2], [0, 1, 3, 4])])
+def test_a_small_tables_permutation_p_value_is_the_exact_one_within_its_monte_carlo_error(ref, live):
+    """Cells below 5 take the permutation branch; its 1,000 seeded shuffles must land within three
+    standard errors of the exact enumeration (counting only "greater than" ties would not)."""
+    keys = list(range(len(ref)))
+    from collections import Counter
+    found = drift._categories(Counter({k: n for k, n in zip(keys, ref)}), Counter({k: n for k, n in zip(keys, live)}),
+                              keys)
+    exact = _exact_permutation_p(ref, live)
+    assert 0.001 < exact < 0.9
+    error = 3 * (exact * (1 - exact) / drift.PERMUTATIONS) ** 0.5 + 1 / drift.PERMUTATIONS
+    assert abs(found[1] - exact) <= error, (found, exact)
