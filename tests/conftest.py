@@ -16,7 +16,7 @@ import bincounter.training  # noqa: F401
 import boto3
 import pytest
 
-from aws_helpers import REGION
+from aws_helpers import REGION, record
 from bincounter.synth import generate
 from made_once import made_once
 from toolkit_helpers import INSTRUMENTED, SHARED_SAMPLE, TINY, make_opt_ml, run_toolkit_train
@@ -97,20 +97,7 @@ def aws(moto_server, monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     # moto has no iam:SimulatePrincipalPolicy, which ModelTrainer uses to check the role.
     monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
-    sess = boto3.Session(region_name=REGION)
-    calls: list[tuple[str, str, dict]] = []
-
-    def stash(params, context, **_):
-        context["api_params"] = dict(params)
-
-    def record(model, context, **_):
-        calls.append((model.service_model.service_name, model.name, context.get("api_params", {})))
-
-    sess.events.register("before-parameter-build.*.*", stash)
-    # 'before-call' fires after botocore's parameter validation passed, just before sending.
-    sess.events.register("before-call.*.*", record)
-    sess.api_calls = calls
-    return sess
+    return record(boto3.Session(region_name=REGION))
 
 
 @pytest.fixture(scope="session")

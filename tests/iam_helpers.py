@@ -286,22 +286,6 @@ def principal(policy: dict, name: str) -> boto3.Session:
                          region_name="us-east-1")
 
 
-def record(sess: boto3.Session) -> boto3.Session:
-    """``sess`` with ``api_calls``: (service, Operation, params) of every request it sends."""
-    calls: list[tuple[str, str, dict]] = []
-
-    def stash(params, context, **_):
-        context["api_params"] = dict(params)
-
-    def keep(model, context, **_):
-        calls.append((model.service_model.service_name, model.name, context.get("api_params", {})))
-
-    sess.events.register("before-parameter-build.*.*", stash)
-    sess.events.register("before-call.*.*", keep)
-    sess.api_calls = calls
-    return sess
-
-
 def _signed_as_sent(self):
     """moto's request for checking a signature, with the body as sent: moto 5.2.5 signs a GET's
     query parameters as its body (``data=self._body or self._data``), so every REST GET with a

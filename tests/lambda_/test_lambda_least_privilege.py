@@ -9,7 +9,8 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from iam_helpers import (denied, enforced, principal, print_sweep, record, requests, service_needs, stack_policies,
+from aws_helpers import record
+from iam_helpers import (denied, enforced, principal, print_sweep, requests, service_needs, stack_policies,
                          sweep)
 from lambda_helpers import handler
 

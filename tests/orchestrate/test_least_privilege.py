@@ -17,11 +17,11 @@ import boto3
 import numpy as np
 import pytest
 
-from aws_helpers import ROLE_ARN
+from aws_helpers import ROLE_ARN, record
 from bincounter.modelcard import ModelCard
 from bincounter.monitoring import capture, reference
 from bincounter.reviews import HumanLabel, digest, write_labels
-from iam_helpers import (MONITORED_MODEL, TRAIN_IMAGE, denied, enforced, principal, print_sweep, record, requests,
+from iam_helpers import (MONITORED_MODEL, TRAIN_IMAGE, denied, enforced, principal, print_sweep, requests,
                          service_needs, stack_policies, sweep)
 from orchestrate import cli
 from orchestrate.monitor import schedule

@@ -12,7 +12,8 @@ import shutil
 import boto3
 import pytest
 
-from iam_helpers import denied, enforced, principal, print_sweep, record, requests, stack_policies, sweep
+from aws_helpers import record
+from iam_helpers import denied, enforced, principal, print_sweep, requests, stack_policies, sweep
 from orchestrate import cli
 from orchestrate.audit.join import Row
 from orchestrate.audit.report import write_csv
