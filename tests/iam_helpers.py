@@ -1,13 +1,8 @@
-"""Least privilege, proven where it could break.
+"""Least privilege, proven where it could break: what AWS would authorize, checked here.
 
-Three checks, each able to fail:
+(The principals that run the commands under moto's IAM enforcement are iam_moto's; the stack
+every policy is filled for, iam_stack's.)
 
-- ``enforced`` + ``principal``: run a command's own AWS calls as an IAM user holding exactly a
-  policy, with moto's IAM enforcement on (its server's ``/moto-api/reset-auth``). moto
-  evaluates S3 calls against their bucket and key ARNs, and every other service by its action
-  only (it sees no resource ARN there, and evaluates no condition but StringEquals on trust
-  relationships): ``for_moto`` gives the principal the policy with those statements' resources
-  widened to "*", so what moto denies there is a missing action.
 - ``denied``: every call the command made (the recording session's ``api_calls``), turned into
   the IAM request AWS evaluates (action, resource ARN, condition keys: ``requests``), held
   against the real policy: a statement applies when one of its actions and one of its
@@ -27,14 +22,9 @@ moto's own evaluator knows StringEquals only.
 from __future__ import annotations
 
 import functools
-import json
 import re
-import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import boto3
 from policy_sentry.querying.actions import get_action_data
 
 ACCOUNT = "123456789012"
@@ -250,159 +240,6 @@ def lint(policy: dict) -> list[str]:
     return found
 
 
-# moto names an action by the request's signing name, which differs from IAM's prefix for these
-_MOTO_PREFIX = {"cloudwatch": "monitoring"}
-
-
-def for_moto(policy: dict) -> dict:
-    """The policy as moto can enforce it: S3 statements as they are, every other statement's
-    resources widened to "*" (moto judges those services by action alone), its actions under the
-    name moto checks (``monitoring:PutMetricData`` for CloudWatch's)."""
-    out = []
-    for s in policy["Statement"]:
-        actions = _list(s["Action"])
-        s3 = [a for a in actions if a.startswith("s3:")]
-        other = [_MOTO_PREFIX.get(a.split(":")[0], a.split(":")[0]) + ":" + a.split(":", 1)[1]
-                 for a in actions if not a.startswith("s3:")]
-        if s3:
-            out.append({**s, "Action": s3})
-        if other:
-            out.append({**{k: v for k, v in s.items() if k != "Condition"}, "Action": other, "Resource": "*"})
-    return {"Version": policy["Version"], "Statement": out}
-
-
 def without(policy: dict, index: int) -> dict:
     """``policy`` less its statement ``index``."""
     return {**policy, "Statement": [s for i, s in enumerate(policy["Statement"]) if i != index]}
-
-
-def principal(policy: dict, name: str) -> boto3.Session:
-    """An IAM user in moto holding exactly ``policy`` (made while enforcement is off), as a session."""
-    iam = boto3.client("iam", region_name="us-east-1")
-    iam.create_user(UserName=name)
-    iam.put_user_policy(UserName=name, PolicyName="exactly-this", PolicyDocument=json.dumps(for_moto(policy)))
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return boto3.Session(aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
-                         region_name="us-east-1")
-
-
-def _signed_as_sent(self):
-    """moto's request for checking a signature, with the body as sent: moto 5.2.5 signs a GET's
-    query parameters as its body (``data=self._body or self._data``), so every REST GET with a
-    query (EventBridge Scheduler's GetSchedule) fails SignatureDoesNotMatch under enforcement."""
-    from botocore.awsrequest import AWSRequest
-
-    signed = self._get_string_between("SignedHeaders=", ",", self._headers["Authorization"]).split(";")
-    headers = self._create_headers_for_aws_request(signed, self._headers)
-    body = self._body if self._method in ("GET", "HEAD", "DELETE") else (self._body or self._data)
-    request = AWSRequest(method=self._method, url=self._path, data=body, headers=headers)
-    request.context["timestamp"] = headers["X-Amz-Date"]
-    return request
-
-
-@contextmanager
-def enforced(moto_url: str):
-    """moto authenticates and authorizes every request inside the block (then no more)."""
-    from moto.iam.access_control import IAMRequestBase
-    def reset(count: str) -> None:
-        # a body without a form content type: the server reads it as the count itself
-        urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset-auth", data=count.encode(),
-                                                      headers={"Content-Type": "text/plain"},
-                                                      method="POST")).close()
-    original = IAMRequestBase._create_aws_request
-    IAMRequestBase._create_aws_request = _signed_as_sent  # the server runs in this process
-    reset("0")
-    try:
-        yield
-    finally:
-        reset("inf")
-        IAMRequestBase._create_aws_request = original
-
-
-def access_denied(exc: BaseException | str) -> bool:
-    """An error (or a command's stderr) that is AWS saying no."""
-    text = str(exc)
-    return any(code in text for code in ("AccessDenied", "AccessDeniedException", "not authorized to perform"))
-
-
-# The test stack every policy is filled for (and the values the docs' table of service needs
-# names in braces)
-STACK_VALUES = {"Region": "us-east-1", "Account": ACCOUNT, "Bucket": "models", "Prefix": "exp1", "Stack": "t1",
-                "Endpoint": "t1-ep", "Function": "t1-verify", "TrainingRepository": "bincounter-training",
-                "ServingRepository": "bincounter-serving", "SourceBucket": "aft-vbi-pds", "Job": "t1-job-1",
-                "Stream": "2026-12-06-abc"}
-TRAIN_IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/bincounter-training:1.0"
-MONITORED_MODEL = "s3://models/exp1/output/t1-train-1/output/model.tar.gz"
-
-
-def stack_config():
-    from aws_helpers import ROLE_ARN
-    from orchestrate.core.config import load
-
-    return load(None, env={}, overrides=[
-        "aws.bucket=models", "aws.prefix=exp1", "aws.stack=t1", f"aws.role_arn={ROLE_ARN}",
-        "deploy.endpoint_name=t1-ep", "lambda.function_name=t1-verify"])
-
-
-def stack_policies() -> dict[str, dict]:
-    """Every policy the project ships, filled for the test stack, by role name (as the docs name
-    the roles): what orchestrate itself would attach, and what `orchestrate policy` prints."""
-    from orchestrate.access import policies
-    from orchestrate.endpoint.lambda_fn import role_policy
-    from orchestrate.monitor import schedule
-
-    cfg = stack_config()
-    names = schedule.Names.of("t1")
-    job, scheduler = schedule.policies(
-        cfg, ACCOUNT, "s3://models/exp1/capture/t1-ep/", MONITORED_MODEL, "s3://models/exp1/monitor/reports/",
-        f"arn:aws:iam::{ACCOUNT}:role/bincounter/{names.job_role}", names, TRAIN_IMAGE)
-    lambda_template = (Path(__file__).resolve().parents[1] / "lambda" / "iam-policy.json").read_text()
-    return {"monitor job": job, "monitor scheduler": scheduler,
-            "Lambda": role_policy(lambda_template, region="us-east-1", account=ACCOUNT, endpoint="t1-ep",
-                                  function="t1-verify", s3_prefix="s3://bins-in/incoming/"),
-            **{name: policies.filled(name, cfg, ACCOUNT) for name in ("execution", "labelling", "release")}}
-
-
-def sweep(policy: dict, scenario, needs: list[Request] = ()) -> dict[str, str]:
-    """For each statement of ``policy``: how the policy without it fails, "" when nothing does (a
-    statement nobody needs). ``scenario(policy)`` runs the command as a principal holding that
-    policy and returns (succeeded, recorded calls, its error text); ``needs``: what the service
-    does with the role (docs/platform.md §11)."""
-    found = {}
-    for i, statement in enumerate(policy["Statement"]):
-        less = without(policy, i)
-        unmet = denied(less, list(needs))
-        if unmet:
-            found[statement["Sid"]] = f"the service is denied {unmet[0]}"
-            continue
-        ok, calls, error = scenario(less)
-        bad = denied(less, requests(calls))
-        found[statement["Sid"]] = (f"moto answers AccessDenied: {error.strip().splitlines()[-1][:160]}"
-                                   if not ok and access_denied(error) else
-                                   f"the evaluator denies {bad[0]}" if bad else "")
-    return found
-
-
-def print_sweep(name: str, found: dict[str, str]) -> None:
-    """The proof, one line a statement (``pytest -s`` shows it)."""
-    print(f"\n{name}: each statement removed ->")
-    for sid, why in found.items():
-        print(f"  {sid}: {why or 'NOTHING FAILS'}")
-
-
-PLATFORM_DOC = Path(__file__).resolve().parents[1] / "docs" / "platform.md"
-
-
-def service_needs() -> dict[str, list[Request]]:
-    """The table's rows by role, braces filled for the test stack."""
-    text = PLATFORM_DOC.read_text().split("## 11.", 1)[1]
-    needs: dict[str, list[Request]] = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 6 or cells[0] in ("role", "---") or not re.fullmatch(r"[a-z0-9]+:\w+", cells[2]):
-            continue
-        role, doing, action, resource, condition, _ = cells
-        fill = lambda s: re.sub(r"\{(\w+)\}", lambda m: STACK_VALUES[m.group(1)], s)
-        context = dict([fill(condition).split("=", 1)]) if condition else {}
-        needs.setdefault(role, []).append(Request(doing, action, fill(resource), context))
-    return needs

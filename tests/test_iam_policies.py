@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from iam_helpers import Request, denied, lint, service_needs, stack_policies, without
+from iam_helpers import Request, denied, lint, without
+from iam_stack import service_needs, stack_policies
 
 POLICIES = stack_policies()
 NEEDS = service_needs()

@@ -2,8 +2,9 @@
 ``promote`` both do, in this order.
 
 The endpoint first: while it updates, the monitor keeps judging against the model still
-served. Then the schedule's runs (and its job role's read) follow the new model. If the second
-step fails the endpoint serves the new model while the monitor judges against the old one:
+served. Then the schedule's runs follow the new model (its job role already reads every model
+of the stack, so no IAM write is needed). If the second step fails the endpoint serves the new
+model while the monitor judges against the old one:
 the error says so, ``monitor --status`` shows it as stale, and running the command again (or
 ``monitor --schedule``, which reads the endpoint's model) repairs it; nothing else is left
 half done.

@@ -19,10 +19,10 @@ pulled before the job exists), and those raise no job state change. ``monitor --
 prints the last runs with their failure reasons and both alarms' states.
 
 Two roles, each with the policy file beside this module and nothing broader: the job's (read
-the capture prefix and the model, pull the training image, write the reports, put metrics in
-our namespace and SageMaker's, its own logs) and the scheduler's (start processing jobs of our
-prefix, pass the job's role and no other). Each trusts its service only for this account and
-for the stack's jobs or schedule group.
+the capture prefix, the scheduled model and the stack's trained models, pull the training image,
+write the reports, put metrics in our namespace and SageMaker's, its own logs) and the
+scheduler's (start processing jobs of our prefix, pass the job's role and no other). Each trusts
+its service only for this account and for the stack's jobs or schedule group.
 """
 
 from __future__ import annotations

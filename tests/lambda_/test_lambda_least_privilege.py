@@ -10,8 +10,9 @@ import boto3
 import pytest
 
 from aws_helpers import record
-from iam_helpers import (denied, enforced, principal, print_sweep, requests, service_needs, stack_policies,
-                         sweep)
+from iam_helpers import denied, requests, shape
+from iam_moto import enforced, principal, print_sweep, sweep
+from iam_stack import service_needs, stack_policies
 from lambda_helpers import handler
 
 pytestmark = pytest.mark.slow  # a moto server
@@ -54,6 +55,7 @@ def test_the_handler_runs_with_exactly_its_roles_policy_and_needs_every_statemen
     assert ok, said
     assert [f"{s}:{o}" for s, o, _ in calls] == ["s3:GetObject", "sagemaker-runtime:InvokeEndpoint"]
     assert [str(r) for r in denied(POLICY, requests(calls))] == []
+    assert shape(requests(calls)) == []  # each ARN of a type AWS says its action takes
     found = sweep(POLICY, function_env, service_needs()["Lambda"])
     print_sweep("Lambda", found)
     assert all(found.values()), found

@@ -21,8 +21,9 @@ from aws_helpers import ROLE_ARN, record
 from bincounter.modelcard import ModelCard
 from bincounter.monitoring import capture, reference
 from bincounter.reviews import HumanLabel, digest, write_labels
-from iam_helpers import (MONITORED_MODEL, TRAIN_IMAGE, denied, enforced, principal, print_sweep, requests,
-                         service_needs, stack_policies, sweep)
+from iam_helpers import denied, requests, shape
+from iam_moto import enforced, principal, print_sweep, sweep
+from iam_stack import MONITORED_MODEL, TRAIN_IMAGE, service_needs, stack_policies
 from orchestrate import cli
 from orchestrate.monitor import schedule
 from orchestrate.review.golden_audit import ScoreCache, cache_key
@@ -83,6 +84,7 @@ def test_the_monitor_job_runs_with_exactly_its_policy_and_needs_every_statement(
     assert ok, err
     assert {f"{s}:{o}" for s, o, _ in calls} >= {"s3:ListObjectsV2", "s3:GetObject", "cloudwatch:PutMetricData"}
     assert [str(r) for r in denied(policy, requests(calls))] == []
+    assert shape(requests(calls)) == []  # each ARN of a type AWS says its action takes
     found = sweep(policy, lambda less: run_as(moto_server, less, monitored, capsys), NEEDS["monitor job"])
     print_sweep("monitor job", found)
     assert all(found.values()), found
@@ -100,7 +102,7 @@ def test_the_monitor_job_reads_no_capture_prefix_but_its_own(moto_server, monito
 
 def _scheduled_request(job_role: str) -> dict:
     from orchestrate.monitor.schedule import Names, processing_request
-    from iam_helpers import stack_config
+    from iam_stack import stack_config
 
     request = processing_request(stack_config(), TRAIN_IMAGE, job_role, "s3://models/exp1/capture/t1-ep/",
                                  MONITORED_MODEL, "s3://models/exp1/monitor/reports/", 24, Names.of("t1"))
@@ -124,6 +126,7 @@ def test_the_scheduler_starts_the_job_with_exactly_its_policy_and_needs_every_st
     ok, calls, err = scenario(policy)
     assert ok, err
     assert [str(r) for r in denied(policy, requests(calls))] == []
+    assert shape(requests(calls)) == []  # each ARN of a type AWS says its action takes
     # it passes the job's role to SageMaker, and no other role, to no other service
     other = dict(_scheduled_request(job_role), RoleArn="arn:aws:iam::123456789012:role/admin")
     assert [r.action for r in denied(policy, requests([("sagemaker", "CreateProcessingJob", other)]))] == [
@@ -184,6 +187,7 @@ def test_golden_promote_and_deploy_run_with_exactly_the_release_policy_and_need_
     assert {"sagemaker:CreateTransformJob", "sagemaker:UpdateModelPackage", "sagemaker:CreateEndpoint",
             "scheduler:UpdateSchedule"} <= made, made
     assert [str(r) for r in denied(policy, requests(calls))] == []
+    assert shape(requests(calls)) == []  # each ARN of a type AWS says its action takes
     found = sweep(policy, lambda less: release_scenario(aws, moto_server, tmp_path, capsys, less))
     print_sweep("release", found)
     assert all(found.values()), found

@@ -13,7 +13,9 @@ import boto3
 import pytest
 
 from aws_helpers import record
-from iam_helpers import denied, enforced, principal, print_sweep, requests, stack_policies, sweep
+from iam_helpers import Request, denied, requests, shape
+from iam_moto import enforced, principal, print_sweep, sweep
+from iam_stack import stack_policies
 from orchestrate import cli
 from orchestrate.audit.join import Row
 from orchestrate.audit.report import write_csv
@@ -71,14 +73,13 @@ def test_export_and_import_run_with_exactly_the_labelling_policy_and_need_every_
     assert ok, err
     assert {f"{s}:{o}" for s, o, _ in calls} == {"s3:GetObject", "s3:PutObject"}
     assert [str(r) for r in denied(POLICY, requests(calls))] == []
+    assert shape(requests(calls)) == []  # each ARN of a type AWS says its action takes
     found = sweep(POLICY, labelling)
     print_sweep("labelling", found)
     assert all(found.values()), found
 
 
 def test_the_labelling_policy_grants_no_production_right():
-    from iam_helpers import Request
-
     production = [Request("x", "sagemaker:UpdateEndpoint", "arn:aws:sagemaker:us-east-1:123456789012:endpoint/t1-ep"),
                   Request("x", "sagemaker:CreateModel", "arn:aws:sagemaker:us-east-1:123456789012:model/t1-m"),
                   Request("x", "sagemaker:UpdateModelPackage",
