@@ -88,6 +88,12 @@ audit: $(STAMP)
 	$(BIN)/python -m devtools.demo --no-serve --n 200 --out $(CURDIR)/build/audit-demo
 	$(ORCHESTRATE) --set images.tag=$(IMAGE_TAG) audit --local --images build/audit-demo/data/images --model-data build/audit-demo/opt_ml/model --out build/audit
 
+# Image builds from the whole wheelhouse (the old root context) against each image's own context,
+# side by side: bytes sent, seconds cold (--no-cache) and warm (docs/testing.md; ~15 min, needs Docker)
+.PHONY: bench-builds
+bench-builds: $(STAMP) wheels
+	$(BIN)/python -m benchmarks.bench_builds $(BENCH_ARGS)
+
 # Batch Transform throughput of one serving container on ../shared/data/abid-sample, projected to
 # the whole bucket (docs/cloud.md "Audit"; ~5 min)
 .PHONY: bench-audit
