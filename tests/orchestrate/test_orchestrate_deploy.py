@@ -162,6 +162,34 @@ def test_a_public_function_url_is_open_only_through_the_url(aws, tmp_path):
     policy = json.loads(lam.get_policy(FunctionName="t1-verify")["Policy"])
     assert {s["Sid"] for s in policy["Statement"]} == {"public-function-url", "public-function-url-invoke"}
 
+    # the URL switched to AWS_IAM: the statements that made it public go with it
+    assert cli.main(["--config", config, "--set", "lambda.function_url_auth=AWS_IAM", "lambda"], session=aws) == 0
+    assert lam.get_function_url_config(FunctionName="t1-verify")["AuthType"] == "AWS_IAM"
+    assert [p["StatementId"] for _, op, p in aws.api_calls if op == "RemovePermission"] == [
+        "public-function-url", "public-function-url-invoke"]
+    try:
+        left = json.loads(lam.get_policy(FunctionName="t1-verify")["Policy"])["Statement"]
+    except lam.exceptions.ResourceNotFoundException:
+        left = []
+    assert not [s for s in left if s.get("Principal") == "*"]
+
+
+def test_the_functions_role_trusts_lambda_for_this_account_only_and_a_foreign_role_is_never_taken_over(
+        aws, tmp_path, capsys):
+    iam = aws.client("iam")
+    # someone else's role with the name orchestrate would use: refused, left as it was
+    iam.create_role(RoleName="t1-verify-role", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                               "Principal": {"Service": "lambda.amazonaws.com"}}]}))
+    config = _config(tmp_path)
+    assert cli.main(["--config", config, "lambda"], session=aws) == 1
+    assert "role t1-verify-role exists and was not made by orchestrate for stack 't1'" in capsys.readouterr().err
+    assert iam.list_role_policies(RoleName="t1-verify-role")["PolicyNames"] == []
+    iam.delete_role(RoleName="t1-verify-role")
+    assert cli.main(["--config", config, "lambda"], session=aws) == 0
+    [trust] = iam.get_role(RoleName="t1-verify-role")["Role"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
 
 def test_teardown_removes_exactly_what_orchestrate_created_and_dry_run_removes_nothing(
         aws, make_cfg, tmp_path, capsys):
