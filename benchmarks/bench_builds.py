@@ -52,10 +52,17 @@ def build(image: str, context: Path, tag: str, cold: bool) -> float:
     return time.monotonic() - start
 
 
-def forget(tag: str) -> None:
-    """The bench's image and the layers only it used (its build stage's too)."""
+def dangling() -> set[str]:
+    return set(docker("images", "--filter", "dangling=true", "--quiet", "--no-trunc").stdout.split())
+
+
+def forget(tag: str, kept: set[str]) -> None:
+    """The bench's image and the layers its builds left behind (their build stages'), not the
+    engine's other untagged layers: those are the real images' build cache."""
     docker("rmi", "--force", tag)
-    docker("image", "prune", "--force")
+    left = sorted(dangling() - kept)
+    if left:
+        docker("rmi", "--force", *left)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", nargs="+", default=["serving", "labelstudio", "training"], choices=list(IMAGES))
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    rows = []
+    rows, kept = [], dangling()
     for image in args.images:
         for kind, context in (("whole wheelhouse (before)", whole_wheelhouse(image)),
                               ("own context (after)", build_context.make(image))):
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                          "cold_s": round(cold, 1), "warm_s": round(warm, 1)})
             print(f"{image:12} {kind:26} {rows[-1]['bytes'] / 1e6:8.0f} MB  cold {cold:6.1f} s  warm {warm:5.1f} s",
                   flush=True)
-            forget(tag)
+            forget(tag, kept)
     print("\nimage         sent (after/before)   cold (after/before)   warm (after/before)")
     for image in args.images:
         before, after = [r for r in rows if r["image"] == image]
