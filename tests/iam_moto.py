@@ -101,7 +101,8 @@ def sweep(policy: dict, scenario, needs: list[Request] = ()) -> dict[str, str]:
             continue
         ok, calls, error = scenario(less)
         bad = denied(less, requests(calls))
-        found[statement["Sid"]] = (f"moto answers AccessDenied: {error.strip().splitlines()[-1][:160]}"
+        said = next((line for line in error.splitlines() if access_denied(line)), "")
+        found[statement["Sid"]] = (f"moto answers AccessDenied: {said.strip()[:160]}"
                                    if not ok and access_denied(error) else
                                    f"the evaluator denies {bad[0]}" if bad else "")
     return found
