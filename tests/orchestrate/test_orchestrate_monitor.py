@@ -6,7 +6,9 @@ model, and teardown removing all of it."""
 from __future__ import annotations
 
 import json
+import operator
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -132,32 +134,50 @@ def test_a_run_with_publish_metrics_puts_drift_answers_and_each_tests_statistic(
     assert distributions == {"counted class", "probability of the counted class", "entropy"}
 
 
-def test_a_schedule_whose_job_never_runs_leaves_both_alarms_paging(aws, tmp_path, random_model_dir):
-    """moto evaluates no alarm, so the configuration is what is checked: a period without a report
-    breaches both alarms (TreatMissingData "notBreaching" would read a silent monitor as fine),
-    the period is the time between runs, and the metric is exactly what a run publishes."""
+_BREACHES = {"GreaterThanOrEqualToThreshold": operator.ge, "GreaterThanThreshold": operator.gt,
+             "LessThanThreshold": operator.lt, "LessThanOrEqualToThreshold": operator.le}
+
+
+def _state(cw, alarm: dict, now: datetime) -> str:
+    """The state CloudWatch gives a one-period alarm at ``now`` by its documented rule (moto stores
+    alarms but evaluates none): the alarm's statistic over the last period, read back from the
+    metrics the run put; with no datapoint, TreatMissingData decides."""
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (1, 1)
+    period = alarm["Period"]
+    got = cw.get_metric_statistics(Namespace=alarm["Namespace"], MetricName=alarm["MetricName"],
+                                   Dimensions=alarm["Dimensions"], StartTime=now - timedelta(seconds=period),
+                                   EndTime=now, Period=period, Statistics=[alarm["Statistic"]])["Datapoints"]
+    if not got:
+        return {"breaching": "ALARM", "notBreaching": "OK"}.get(alarm["TreatMissingData"], "INSUFFICIENT_DATA")
+    values = [d[alarm["Statistic"]] for d in got]
+    value = sum(values) if alarm["Statistic"] == "Sum" else max(values)
+    return "ALARM" if _BREACHES[alarm["ComparisonOperator"]](value, alarm["Threshold"]) else "OK"
+
+
+def test_a_schedule_whose_job_never_runs_leaves_both_alarms_paging(aws, tmp_path):
+    """Each alarm's state is derived from the metrics a run really puts: before any run both page
+    (TreatMissingData "notBreaching" in ``schedule.alarms`` would read the silent monitor as fine,
+    and this test fails); a report within the period quiets both unless it says drift; a last report
+    older than the period pages again (the job stopped running)."""
     args = ["--config", _config(tmp_path), "monitor", "--schedule", "rate(6 hours)", "--model-data", MODEL]
     assert cli.main(args, session=aws) == 0
     names = schedule.Names.of("t1")
     cw = aws.client("cloudwatch")
     alarms = {a["AlarmName"]: a for a in cw.describe_alarms(AlarmNames=[names.alarm, names.silent_alarm])
               ["MetricAlarms"]}
-    assert set(alarms) == {names.alarm, names.silent_alarm}
-    for a in alarms.values():
-        assert (a["TreatMissingData"], a["Period"], a["EvaluationPeriods"]) == ("breaching", 6 * 3600, 1)
-        assert a["Namespace"] == schedule.NAMESPACE and a["Dimensions"] == [{"Name": "Endpoint", "Value": "t1-ep"}]
-    drift, silent = alarms[names.alarm], alarms[names.silent_alarm]
-    assert (drift["MetricName"], drift["ComparisonOperator"], drift["Threshold"]) == (
-        "Drift", "GreaterThanOrEqualToThreshold", 1.0)
-    assert (silent["MetricName"], silent["Statistic"], silent["ComparisonOperator"], silent["Threshold"]) == (
-        "Reports", "Sum", "LessThanThreshold", 1.0)
-    # the job never ran: no datapoint of either metric, so each alarm's period is missing data -> breaching
-    assert cw.list_metrics(Namespace=schedule.NAMESPACE)["Metrics"] == []
-    # a run that reports puts exactly the metric both alarms watch (same name space, name, dimension)
-    schedule.publish(cw, "t1-ep", {"drift": False, "n": 60, "tests": []})
-    watched = {(m["MetricName"], json.dumps(m["Dimensions"])) for m in cw.list_metrics(
-        Namespace=schedule.NAMESPACE)["Metrics"]}
-    assert {(a["MetricName"], json.dumps(a["Dimensions"])) for a in alarms.values()} <= watched
+    assert {a["Period"] for a in alarms.values()} == {6 * 3600}  # the time between runs
+
+    def states(now: datetime) -> tuple[str, str]:
+        return _state(cw, alarms[names.alarm], now), _state(cw, alarms[names.silent_alarm], now)
+
+    # all in the past: CloudWatch refuses datapoints stamped more than two hours ahead
+    t0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=12)
+    assert states(t0) == ("ALARM", "ALARM")  # never ran
+    schedule.publish(cw, "t1-ep", {"drift": False, "n": 60, "tests": []}, t0 - timedelta(hours=1))
+    assert states(t0) == ("OK", "OK")
+    assert states(t0 + timedelta(hours=6)) == ("ALARM", "ALARM")  # the next run never came
+    schedule.publish(cw, "t1-ep", {"drift": True, "n": 60, "tests": []}, t0 + timedelta(hours=5))
+    assert states(t0 + timedelta(hours=6)) == ("ALARM", "OK")  # it came and saw drift
 
 
 def test_schedules_the_alarms_cannot_watch_are_refused_before_anything_is_made(aws, tmp_path, capsys):
