@@ -4,56 +4,44 @@ refused unless asked for. Two real HTTP servers on loopback addresses stand for 
 
 from __future__ import annotations
 
-import http.server
-import threading
-
 import pytest
 
+from devtools.local_http import LocalServer, ReplyHandler
 from devtools.local_serve import free_port
 from orchestrate.review.labelstudio import LabelStudio, LabelStudioError
 
 TOKEN = "a-legacy-token-of-40-characters-0123456"
 
 
-class Recorder(http.server.BaseHTTPRequestHandler):
+class Recorder(ReplyHandler):
     """Answers every GET with ``self.server.answer`` (status, headers, body); keeps the headers seen."""
 
     def do_GET(self):  # noqa: N802 (http.server's name)
         self.server.seen.append((self.path, dict(self.headers)))
         status, headers, body = self.server.answer(self.path)
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self._send(status, body, headers)
 
 
-def serve(host: str, answer):
-    server = http.server.ThreadingHTTPServer((host, free_port()), Recorder)
+def serve(host: str, answer) -> LocalServer:
+    server = LocalServer((host, free_port()), Recorder)
     server.seen, server.answer = [], answer
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return server.start()
 
 
 @pytest.fixture
 def hosts():
     other = serve("127.0.0.2", lambda path: (200, {"Content-Type": "application/json"}, b'{"results": []}'))
-    url_other = f"http://127.0.0.2:{other.server_address[1]}"
 
     def answer(path):
         if path.startswith("/api/projects?"):       # elsewhere: another host
-            return 302, {"Location": f"{url_other}/api/projects"}, b""
+            return 302, {"Location": f"{other.url}/api/projects"}, b""
         if path == "/api/users":                    # same host, another path
             return 302, {"Location": "/api/users/"}, b""
         return 200, {"Content-Type": "application/json"}, b'[{"id": 1, "email": "a@b"}]'
     home = serve("127.0.0.1", answer)
-    yield f"http://127.0.0.1:{home.server_address[1]}", home, other
-    home.shutdown()
-    other.shutdown()
+    yield home.url, home, other
+    home.stop()
+    other.stop()
 
 
 def test_a_redirect_to_another_host_is_refused_and_the_token_never_reaches_it(hosts):
