@@ -51,8 +51,9 @@ def register(sm, s3, cfg: Config, image: str, candidate: str = "") -> str:
 def contest(sm, cfg: Config, candidate: str, local: bool) -> Contest:
     """The candidate and the incumbent it has to beat."""
     data = registry.model_data(sm, candidate)
-    approved = [(p["ModelPackageArn"], registry.model_data(sm, p["ModelPackageArn"]))
-                for p in registry.packages(sm, cfg, registry.APPROVED) if p["ModelPackageArn"] != candidate]
+    # newest first, each package described only when it is looked at (not the whole history up front)
+    approved = ((p["ModelPackageArn"], registry.model_data(sm, p["ModelPackageArn"]))
+                for p in registry.packages(sm, cfg, registry.APPROVED) if p["ModelPackageArn"] != candidate)
     endpoint = cfg.deploy.endpoint_name
     if not local and endpoint_exists(sm, endpoint):
         served = serving_model_data(sm, endpoint)
@@ -61,8 +62,9 @@ def contest(sm, cfg: Config, candidate: str, local: bool) -> Contest:
                 f"the endpoint {endpoint} serves {served}, which no approved package of {registry.group_name(cfg)} "
                 "holds: it is the incumbent all the same, since it is what the candidate would replace")
         return Contest(candidate, data, arn, served, note)
-    if approved:
-        return Contest(candidate, data, approved[0][0], approved[0][1], "no endpoint: the newest approved package")
+    newest = next(approved, None)
+    if newest:
+        return Contest(candidate, data, *newest, "no endpoint: the newest approved package")
     return Contest(candidate, data, None, None, "no endpoint and no approved package: the first model")
 
 
