@@ -35,6 +35,10 @@ MODEL_INT8_ONNX = "model.int8.onnx"
 MODEL_PTH = "model.pth"
 ONNX_INPUT = "input"
 ONNX_OUTPUT = "probabilities"
+# a second output: the penultimate features, projected to EMBEDDING_DIM and unit length (what
+# `review export --purpose training` clusters); graphs exported before it lack it
+ONNX_EMBEDDING = "embedding"
+EMBEDDING_DIM = 64
 
 
 class ModelCardError(ValueError):

@@ -91,7 +91,7 @@ def test_a_quantization_that_fails_keeps_fp32_and_says_why(tmp_path, tiny_bins):
 def test_a_quantizing_run_writes_the_int8_twin_with_the_serving_contracts_names(quantized_model):
     graph = onnx.load(str(quantized_model / MODEL_INT8_ONNX)).graph
     assert [i.name for i in graph.input] == ["input"]
-    assert [o.name for o in graph.output] == ["probabilities"]
+    assert [o.name for o in graph.output] == ["probabilities", "embedding"]
     ops = {node.op_type for node in graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # static QDQ, not a copy of fp32
     assert (quantized_model / MODEL_ONNX).is_file()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bincounter.modelcard import ONNX_INPUT, ONNX_OUTPUT, ModelCardError
+from bincounter.modelcard import ONNX_EMBEDDING, ONNX_INPUT, ONNX_OUTPUT, ModelCardError
 
 # Bounds the float32 input tensor of one run (32 x 3 x 224 x 224 = 19 MB).
 MAX_RUN_BATCH = 32
@@ -45,3 +45,18 @@ def run_batches(session, x: np.ndarray, lock: AbstractContextManager = nullconte
         with lock:
             parts.append(session.run([ONNX_OUTPUT], {ONNX_INPUT: x[start:start + MAX_RUN_BATCH]})[0])
     return np.concatenate(parts)
+
+
+def has_embedding(session) -> bool:
+    return ONNX_EMBEDDING in [o.name for o in session.get_outputs()]
+
+
+def embed_batches(session, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, embedding) for ``x``, MAX_RUN_BATCH images per run: the scoring pass that
+    picks bins to label (a graph exported before the embedding output is a ModelCardError)."""
+    if not has_embedding(session):
+        raise ModelCardError(f"this model's graph has no {ONNX_EMBEDDING!r} output (exported before it "
+                             "existed): retrain it, or pick bins with a strategy that needs none")
+    parts = [session.run([ONNX_OUTPUT, ONNX_EMBEDDING], {ONNX_INPUT: x[start:start + MAX_RUN_BATCH]})
+             for start in range(0, len(x), MAX_RUN_BATCH)]
+    return np.concatenate([p for p, _ in parts]), np.concatenate([e for _, e in parts])
