@@ -13,6 +13,7 @@ import sys
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bincounter.reviews import PURPOSES
 from orchestrate.access.commands import cmd_policy
 from orchestrate.audit.commands import cmd_audit
 from orchestrate.core import aws
@@ -22,6 +23,7 @@ from orchestrate.endpoint.commands import cmd_deploy, cmd_invoke, cmd_lambda, cm
 from orchestrate.local.commands import LOCAL_ROOT
 from orchestrate.monitor.commands import cmd_monitor
 from orchestrate.review.commands import cmd_golden, cmd_promote, cmd_review
+from orchestrate.review.picks import DEFAULT_STRATEGY, STRATEGIES
 from orchestrate.training.commands import cmd_report, cmd_train, cmd_tune
 
 
@@ -175,6 +177,15 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--file-list", metavar="FILE", help="or: a Udacity file_list.json (with --photos)")
     r.add_argument("--photos", metavar="DIR|S3URI", help="where the listed bins' photos are (<id>.jpg)")
     r.add_argument("--limit", type=int, metavar="N", help="only the first N bins of the recount order")
+    r.add_argument("--purpose", choices=PURPOSES, default=PURPOSES[0],
+                   help="recount: the audit's recount list, to fix the inventory (default); training: --budget "
+                        "bins picked by --strategy to teach the model (docs/reviews.md \"Which bins teach\")")
+    r.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULT_STRATEGY,
+                   help=f"--purpose training: how bins are picked (default {DEFAULT_STRATEGY})")
+    r.add_argument("--budget", type=int, metavar="B", help="--purpose training: how many bins people count")
+    r.add_argument("--model", metavar="DIR|TAR.GZ|S3URI",
+                   help="--purpose training: the audited model, for the scoring pass margin, typical and mixed need")
+    r.add_argument("--seed", type=int, default=0, help="--purpose training: the strategy's seed")
     r.add_argument("--model-version", help="names the pre-annotations (default: the audit folder's name)")
     r = rsub.add_parser("import", parents=[review_common], help="the project's answers -> labels.jsonl + summary")
     r.add_argument("--out", default="review", metavar="DIR", help="labels.jsonl / labels-summary.json here")

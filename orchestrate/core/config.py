@@ -153,6 +153,9 @@ class ReviewSection:
     promote_alpha: float = 0.05             # promote: McNemar's p must be below it to replace a model
     # plain http:// to a Label Studio on another host sends the token in the clear: refused unless set
     insecure_http: bool = False
+    # a blind count: tasks show the photo and the choices only, never the expected quantity or the
+    # model's count (a counter who sees them tends to confirm them; docs/reviews.md)
+    blind: bool = True
 
 
 @dataclass

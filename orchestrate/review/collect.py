@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bincounter.reviews import (CANT_TELL, LABELS_FILE, UNRESOLVED, HumanLabel, LabelsError, Vote, merge,
+from bincounter.reviews import (CANT_TELL, LABELS_FILE, PURPOSES, UNRESOLVED, HumanLabel, LabelsError, Vote, merge,
                                 write_labels)
 from orchestrate.review.tasks import FROM_NAME
 
@@ -77,8 +77,12 @@ def labels_of(export: list[dict], users: dict[int, str]) -> tuple[list[HumanLabe
         if not data.get("source_ref"):
             raise LabelsError(f"task {task.get('id')} has no source_ref: not made by `review export` "
                               "(this project's tasks must come from it)")
-        label = HumanLabel(data["source_ref"], merge(votes), tuple(votes), data.get("expected"), data.get("verdict"),
-                           time=max(v.time for v in votes))
+        try:
+            label = HumanLabel(data["source_ref"], merge(votes), tuple(votes), data.get("expected"), data.get("verdict"),
+                               time=max(v.time for v in votes), purpose=data.get("purpose") or PURPOSES[0],
+                               strategy=data.get("strategy") or "")
+        except LabelsError as exc:
+            raise LabelsError(f"task {task.get('id')} (bin {data.get('bin_id')}): {exc}") from None
         out.append(label)
         _tally(summary, label)
     return out, summary

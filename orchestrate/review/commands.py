@@ -1,9 +1,10 @@
 """``orchestrate review export|import``, ``golden`` and ``promote``: people recount what the model
 could not vouch for, a golden set is fixed, and a new model replaces the served one on evidence.
 
-export: the bins to recount (an audit's recount list, or an id list and where their photos
-are) -> the stack's Label Studio project (made on first use) -> one task per bin not already
-there, in recount order, with the model's count as a pre-annotation.
+export: the bins to count (``--purpose recount``: an audit's recount list, or an id list and
+where their photos are; ``--purpose training``: B audited bins a strategy picks to teach the
+model) -> the stack's Label Studio project (made on first use) -> one task per bin not already
+there, in that order, blind unless ``[review] blind`` is off.
 import: the project's answers -> labels.jsonl (``bincounter.reviews``) and labels-summary.json
 in ``--out``, and a copy beside the stack's manifests in S3 (``[review] labels_prefix``).
 """
@@ -19,7 +20,7 @@ from orchestrate.core import aws
 from orchestrate.core.config import Config, ConfigError
 from orchestrate.core.ids import read_ids
 from orchestrate.core.store import split_s3
-from orchestrate.review import collect, golden, promote, tasks
+from orchestrate.review import collect, golden, promote, tasks, teach
 from orchestrate.review.labelstudio import LabelStudio
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,17 @@ def _s3(sess, cfg: Config):
 def cmd_export(args, cfg: Config, sess) -> int:
     if bool(args.audit) == bool(args.ids or args.file_list):
         raise ConfigError("give --audit DIR|S3URI, or --ids/--file-list with --photos")
-    if args.audit:
-        wanted = tasks.from_audit(args.audit, _s3(sess, cfg).for_uri(args.audit) if args.audit.startswith("s3://") else None)
+    training = args.purpose == "training"
+    if training and not (args.audit and args.budget):
+        raise ConfigError("--purpose training picks --budget B bins from an audit (--audit)")
+    ls = connect(cfg)
+    found = ls.find(project_title(cfg))
+    there = {t["data"].get("bin_id") for t in ls.tasks(found)} if found is not None else set()
+    clients = _s3(sess, cfg)
+    if training:
+        wanted = teach.picked(args.audit, args.strategy, args.budget, args.seed, args.model, there, clients)
+    elif args.audit:
+        wanted = tasks.from_audit(args.audit, clients.for_uri(args.audit) if args.audit.startswith("s3://") else None)
     else:
         if not args.photos:
             raise ConfigError("--photos DIR|S3URI says where the listed bins' photos are")
@@ -53,16 +63,22 @@ def cmd_export(args, cfg: Config, sess) -> int:
         wanted = wanted[: args.limit]
     model_version = args.model_version or (Path(args.audit).name if args.audit and not args.audit.startswith("s3://")
                                         else "audit")
+    strategy = args.strategy if training else ""
     # every task is built (and every photo checked) before Label Studio is changed
-    built = [(r, tasks.task(r, cfg, model_version)) for r in wanted]
-    ls = connect(cfg)
-    project = ls.project(project_title(cfg), tasks.LABEL_CONFIG)
+    built = [(r, tasks.task(r, cfg, model_version, args.purpose, strategy)) for r in wanted]
+    config = tasks.label_config(cfg.review.blind)
+    project = found if found is not None else ls.project(project_title(cfg), config)
+    if found is not None and tasks.shows_expected(ls.label_config(project)) == cfg.review.blind:
+        # the choices are the same either way: answers already given stay valid
+        ls.set_label_config(project, config)
+        print(f"review export: the project's tasks are now {'blind' if cfg.review.blind else 'not blind'} "
+              "([review] blind)")
     for kind, settings in _storages(built, cfg):
         ls.add_storage(project, kind, settings)
-    there = {t["data"].get("bin_id") for t in ls.tasks(project)}
     new = [t for r, t in built if r.bin_id not in there]
     added = ls.import_tasks(project, new)
-    print(f"review export: {added} tasks added to Label Studio project {project_title(cfg)!r} ({project}) at "
+    why = f"to teach the model ({strategy}, B = {args.budget})" if training else "to recount"
+    print(f"review export: {added} tasks {why} added to Label Studio project {project_title(cfg)!r} ({project}) at "
           f"{cfg.review.url}; {len(built) - len(new)} of the {len(built)} bins were there already")
     return 0
 
@@ -79,7 +95,7 @@ def _storages(built: list, cfg: Config) -> list[tuple[str, dict]]:
 def cmd_import(args, cfg: Config, sess) -> int:
     ls = connect(cfg)
     title = project_title(cfg)
-    project = ls.project(title, tasks.LABEL_CONFIG)
+    project = ls.project(title, tasks.label_config(cfg.review.blind))
     labels, summary = collect.labels_of(ls.export(project), ls.users())
     out = Path(args.out)
     paths = collect.write(out, labels, summary, title)

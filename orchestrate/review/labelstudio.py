@@ -111,8 +111,8 @@ class LabelStudio:
             raise LabelStudioError(f"Label Studio at {self.url}: {method} {path.split('?')[0]} answered "
                                    "something that is not JSON (is that URL Label Studio?)") from None
 
-    def project(self, title: str, label_config: str) -> int:
-        """The id of the project called ``title``, created with ``label_config`` if there is none."""
+    def find(self, title: str) -> int | None:
+        """The id of the project called ``title``, or None."""
         page = 1
         while True:  # the title filter narrows the list where the server has it; the match is ours
             found = self._call("GET", "/api/projects?" + urllib.parse.urlencode(
@@ -121,11 +121,23 @@ class LabelStudio:
                 if p.get("title") == title:
                     return int(p["id"])
             if not found.get("next"):
-                break
+                return None
             page += 1
+
+    def project(self, title: str, label_config: str) -> int:
+        """The id of the project called ``title``, created with ``label_config`` if there is none."""
+        found = self.find(title)
+        if found is not None:
+            return found
         made = self._call("POST", "/api/projects", {"title": title, "label_config": label_config})
         log.info("created Label Studio project %r (%s)", title, made["id"])
         return int(made["id"])
+
+    def label_config(self, project: int) -> str:
+        return (self._call("GET", f"/api/projects/{project}") or {}).get("label_config", "")
+
+    def set_label_config(self, project: int, label_config: str) -> None:
+        self._call("PATCH", f"/api/projects/{project}", {"label_config": label_config})
 
     def tasks(self, project: int) -> list[dict]:
         """Every task of ``project`` (data and ids), page by page."""

@@ -31,6 +31,9 @@ UNRESOLVED = "unresolved"
 ATTRIBUTE = "count"
 TYPE = "groundtruth/image-classification"
 LABELS_FILE = "labels.jsonl"
+# why a bin was put before a person: ``recount`` (the audit's recount list: fix the inventory) or
+# ``training`` (picked by a strategy to teach the model); lines from before purposes are recounts
+PURPOSES = ("recount", "training")
 
 
 class LabelsError(ValueError):
@@ -76,7 +79,13 @@ class HumanLabel:
     human: bool = True
     job: str = "bincounter-review"
     time: str = ""
+    purpose: str = PURPOSES[0]
+    strategy: str = ""            # the picking strategy of a ``training`` bin (orchestrate.review.picks)
     extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.purpose not in PURPOSES:
+            raise LabelsError(f"unknown purpose {self.purpose!r} (one of {', '.join(PURPOSES)})")
 
     @property
     def bin_id(self) -> str:
@@ -95,7 +104,7 @@ class HumanLabel:
         return {"source-ref": self.source_ref, "bin-id": self.bin_id,
                 ATTRIBUTE: CHOICES.index(self.choice) if self.choice in CHOICES else None,
                 f"{ATTRIBUTE}-metadata": meta, "expected-quantity": self.expected_quantity,
-                "verdict": self.verdict, **self.extra}
+                "verdict": self.verdict, "purpose": self.purpose, "strategy": self.strategy, **self.extra}
 
     @classmethod
     def from_line(cls, d: dict) -> HumanLabel:
@@ -107,11 +116,13 @@ class HumanLabel:
         if choice != UNRESOLVED and (choice not in CHOICES or index != CHOICES.index(choice)):
             raise LabelsError(f"count {index!r} / class-name {choice!r} is not one of the choices")
         votes = tuple(Vote(v["choice"], v.get("annotator", ""), v.get("time", "")) for v in meta.get("votes", []))
-        known = {"source-ref", "bin-id", ATTRIBUTE, f"{ATTRIBUTE}-metadata", "expected-quantity", "verdict"}
+        known = {"source-ref", "bin-id", ATTRIBUTE, f"{ATTRIBUTE}-metadata", "expected-quantity", "verdict",
+                 "purpose", "strategy"}
         return cls(d["source-ref"], choice, votes, d.get("expected-quantity"), d.get("verdict"),
                    meta.get("human-annotated", "yes") == "yes",
                    str(meta.get("job-name", "")).removeprefix("labeling-job/") or "bincounter-review",
-                   meta.get("creation-date", ""), {k: v for k, v in d.items() if k not in known})
+                   meta.get("creation-date", ""), d.get("purpose") or PURPOSES[0], d.get("strategy") or "",
+                   {k: v for k, v in d.items() if k not in known})
 
 
 def write_labels(path: Path, labels: Iterable[HumanLabel]) -> Path:

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import re
 import urllib.request
 
 import pytest
@@ -49,14 +50,14 @@ def audit(label_studio, synthetic_bins, tmp_path, request):
 
 
 def run(label_studio, monkeypatch, *args: str, token: str | None = None, url: str | None = None,
-        project: str = "") -> int:
+        project: str = "", blind: bool = True) -> int:
     ls_url, ls_token, root = label_studio
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", ls_token if token is None else token)
     config = root / "orchestrate.toml"
     config.write_text('[aws]\nstack = "t"\n')
     return cli.main(["--config", str(config), "--set", f"review.url={url or ls_url}",
                      "--set", f"review.local_root={root}", "--set", f"review.project={project}",
-                     "--set", "aws.stack=t", *args])
+                     "--set", "aws.stack=t", "--set", f"review.blind={str(blind).lower()}", *args])
 
 
 def client(label_studio) -> LabelStudio:
@@ -69,9 +70,11 @@ def project_tasks(ls: LabelStudio, title: str) -> tuple[int, list[dict]]:
 
 
 def test_export_adds_the_recount_list_in_order_with_pre_annotations_once(label_studio, audit, monkeypatch, capsys):
+    """Not blind: each task shows the expected quantity and pre-selects the model's count."""
     folder, rows, _ = audit
-    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="order") == 0
-    assert "6 tasks added" in capsys.readouterr().out
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="order",
+               blind=False) == 0
+    assert "6 tasks to recount added" in capsys.readouterr().out
     ls = client(label_studio)
     _, tasks = project_tasks(ls, "order")
     assert [t["data"]["bin_id"] for t in tasks] == [r.bin_id for r in recount_order(rows)]
@@ -86,10 +89,60 @@ def test_export_adds_the_recount_list_in_order_with_pre_annotations_once(label_s
     with urllib.request.urlopen(req, timeout=10) as reply:
         assert reply.read() == open(tasks[0]["data"]["source_ref"], "rb").read()
     # a second export of the same audit adds nothing
-    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="order") == 0
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="order",
+               blind=False) == 0
     out = capsys.readouterr().out
-    assert "0 tasks added" in out and "6 of the 6 bins were there already" in out
+    assert "0 tasks to recount added" in out and "6 of the 6 bins were there already" in out
     assert len(project_tasks(ls, "order")[1]) == 6
+
+
+def test_a_blind_task_keeps_the_record_and_the_model_s_count_in_its_data_and_shows_neither(
+        label_studio, audit, monkeypatch, capsys):
+    """Blind (the default): no expected quantity in the labelling config or on the task, no
+    pre-annotation; the record, the verdict and the model's count stay in the data for the
+    export. Turning blind off changes the project's config on the next export (one line says so).
+    Fails if ``task`` kept ``expected_text`` or the prediction when blind."""
+    folder, rows, _ = audit
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="blind") == 0
+    ls = client(label_studio)
+    project, tasks = project_tasks(ls, "blind")
+    for t, r in zip(tasks, recount_order(rows)):
+        assert "expected_text" not in t["data"] and ls.predictions(t["id"]) == []
+        assert (t["data"]["expected"], t["data"]["counted"], t["data"]["verdict"]) == (r.expected, r.counted, r.verdict)
+    config = ls.label_config(project)
+    assert "$expected_text" not in config and "can't tell" in config
+    capsys.readouterr()
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="blind",
+               blind=False) == 0
+    assert "now not blind" in capsys.readouterr().out
+    assert "$expected_text" in ls.label_config(project)
+
+
+def test_bins_picked_to_teach_carry_their_purpose_and_strategy_into_labels_jsonl(
+        label_studio, audit, monkeypatch, capsys, tmp_path):
+    """--purpose training picks B audited bins by the strategy (per-count: the recount order
+    with a quota per recorded count); a later recount export adds only the recount list's bins
+    not already there; the import writes each label's purpose and strategy."""
+    folder, rows, truth = audit
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), "--purpose", "training",
+               "--strategy", "per-count", "--budget", "3", project="teach") == 0
+    assert "3 tasks to teach the model (per-count, B = 3) added" in capsys.readouterr().out
+    ls = client(label_studio)
+    _, taught = project_tasks(ls, "teach")
+    assert {(t["data"]["purpose"], t["data"]["strategy"]) for t in taught} == {("training", "per-count")}
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), project="teach") == 0
+    _, every = project_tasks(ls, "teach")
+    recount_ids = {r.bin_id for r in recount_order(rows)}
+    taught_ids = {t["data"]["bin_id"] for t in taught}
+    assert {t["data"]["bin_id"] for t in every} == taught_ids | recount_ids and len(every) == len(taught_ids | recount_ids)
+    for t in every:
+        answer(ls, t["id"], str(truth[t["data"]["bin_id"]]))
+    assert run(label_studio, monkeypatch, "review", "import", "--out", str(tmp_path / "r"), "--no-upload",
+               project="teach") == 0
+    labels = read_labels(tmp_path / "r" / "labels.jsonl")
+    assert {i: (lab.purpose, lab.strategy) for i, lab in labels.items()} == {
+        t["data"]["bin_id"]: ("training", "per-count") if t["data"]["bin_id"] in taught_ids else ("recount", "")
+        for t in every}
 
 
 def answer(ls: LabelStudio, task: int, choice: str) -> None:
@@ -169,25 +222,30 @@ def test_an_annotation_with_an_unknown_choice_stops_the_import_and_writes_nothin
     assert not (tmp_path / "r" / "labels.jsonl").exists()
 
 
-def test_a_person_sees_the_photo_the_expected_quantity_and_the_choices(label_studio, audit, monkeypatch):
+@pytest.mark.parametrize("blind", [False, True], ids=["not-blind", "blind"])
+def test_a_person_sees_the_photo_and_the_choices_and_the_expected_quantity_only_when_not_blind(
+        label_studio, audit, monkeypatch, blind):
     """Headless Chromium (Debian's package), signed in as the admin, opens the first task of
-    an export; the screenshot is kept in build/test-artifacts/."""
+    an export; the screenshot is kept in build/test-artifacts/. Not blind, the page shows
+    "Expected quantity: N" and the model's count pre-selected; blind, neither (fails if the
+    blind config kept its Header, or a blind task its prediction)."""
     chromium = shutil.which("chromium")
     if chromium is None:
         if os.environ.get("CI"):
             pytest.fail("no chromium under CI (.ci/run installs Debian's package)")
         pytest.skip("no chromium here: apt-get install chromium")
     folder, rows, _ = audit
+    title = f"browser-{'blind' if blind else 'shown'}"
     assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), "--limit", "1",
-               project="browser") == 0
+               project=title, blind=blind) == 0
     ls = client(label_studio)
-    project, [task] = project_tasks(ls, "browser")
+    project, [task] = project_tasks(ls, title)
     proxy = label_studio.proxy
     proxy.log_in(ADMIN, "bincounter-local")
     page = f"{proxy.url}/projects/{project}/data?task={task['id']}"
-    shot = ROOT / "build" / "test-artifacts" / "labelstudio-task.png"
+    shot = ROOT / "build" / "test-artifacts" / f"labelstudio-task-{'blind' if blind else 'shown'}.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
-    expected = recount_order(rows)[0].expected
+    first = recount_order(rows)[0]
     # a virtual-time budget lets the page's scripts render the task before the capture; on a
     # busy machine (the other test worker training) Label Studio answers the page's requests
     # later, so a page still rendering is loaded again with a longer budget
@@ -195,11 +253,15 @@ def test_a_person_sees_the_photo_the_expected_quantity_and_the_choices(label_stu
         browse = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
                   f"--virtual-time-budget={budget}"]
         dom = subprocess.run([*browse, "--dump-dom", page], capture_output=True, text=True, timeout=180).stdout
-        if f"Expected quantity: {expected}" in dom:
+        if "can't tell" in dom and task["data"]["image"] in dom.replace("&amp;", "&"):
             break
-    assert f"Expected quantity: {expected}" in dom, dom[-2000:]
-    subprocess.run([*browse, f"--screenshot={shot}", page], capture_output=True, timeout=180, check=True)
-    assert all(choice in dom for choice in ("6 or more", "can't tell"))
+    assert all(choice in dom for choice in ("6 or more", "can't tell")), dom[-2000:]
     assert task["data"]["image"] in dom.replace("&amp;", "&")
     assert ("GET", task["data"]["image"], 200) in proxy.seen  # the photo itself reached the page
+    assert ("Expected quantity" in dom) is not blind
+    checked = re.findall(r'<input name="([^"]+)" class="ant-checkbox-input" type="checkbox" checked', dom)
+    assert checked == ([] if blind else [str(first.counted)])  # the model's count pre-selected, or nothing
+    # the screenshot is a second page load: twice the budget that rendered the DOM
+    subprocess.run([*browse[:-1], f"--virtual-time-budget={budget * 2}", f"--screenshot={shot}", page],
+                   capture_output=True, timeout=180, check=True)
     assert shot.stat().st_size > 50_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -22,6 +22,9 @@ class Provenance:
     """How a run's labels came to be: the model card's ``training.labels``."""
     human_counts: int = 0          # training-channel bins that train with a person's count
     changed: int = 0               # ... of them, where it differs from the record's
+    # ... of them by why a person counted the bin (bincounter.reviews.PURPOSES): both kinds
+    # train alike, a recount answer is a label too (docs/reviews.md "Which bins teach")
+    by_purpose: dict = dataclasses.field(default_factory=dict)
     cant_tell: int = 0             # dropped: "can't tell" or unresolved (no count to train on)
     outside_range: int = 0         # dropped: a person's count outside the model's counts
     not_in_channel: int = 0        # labels for bins the training channel does not hold
@@ -55,6 +58,7 @@ def apply_labels(samples: list[Sample], labels_dir: Path, count_range: CountRang
             prov.outside_range += 1
         else:
             prov.human_counts += 1
+            prov.by_purpose[label.purpose] = prov.by_purpose.get(label.purpose, 0) + 1
             prov.changed += count != s.count
             out.append(dataclasses.replace(s, count=count) if count != s.count else s)
     prov.not_in_channel = len(set(labels) - {s.id for s in samples})
