@@ -1,66 +1,99 @@
-"""Is labelling the recount list worth it? Active vs random labels at one budget, on the real sample.
+"""Which bins teach, and what recounts fix: every picking strategy against random, on the real sample.
 
-    python -m benchmarks.bench_review [--base 800 --labels 300 --seeds 0 1 --budget 6x112]   # make bench-review
+    python -m benchmarks.bench_review                                    # make bench-review (~1 h)
+    python -m benchmarks.bench_review --budgets 100 300 600 --seeds 0 1 2 3 \\
+        --strategies random recount-head per-count margin typical mixed   # the full grid (hours)
 
 The sample's photos in counts 1-5 are split once (``--split-seed``): an untouched test split
-(600), a validation split (300), and a pool. Per training seed:
+(600), a validation split (300), and a pool (2,410). Per training seed:
 
 1. **base**: a model trained through the real toolkit on the first ``--base`` bins of the pool;
-2. it **audits** the rest of the pool in process (``bincounter.serving``'s handler, the
-   card's verdicts, the audit report's own recount order: mismatches most certain first,
-   then reviews by the probability of the recorded count);
-3. ``--labels`` B bins are "recounted": **recount** takes the head of that order, **random**
-   B bins drawn by the seed; their metadata counts stand in for people's and reach training
-   the product's way (a ``labels`` channel of ``bincounter.reviews`` lines);
-4. each arm retrains from scratch on base + its B bins; all three are scored on the test split
-   (accuracy, RMSE, and the share answered without a person at the default targets).
+   it scores the rest of the pool (the candidates) with its served graph: every probability,
+   the embedding, the card's verdicts against the records and the audit's recount order;
+2. **grid**: each strategy (``orchestrate.review.picks``) picks B candidates per budget; their
+   true counts reach training the product's way (a ``labels`` channel, purpose ``training``),
+   and each arm retrains from scratch on base + its B. Scored on the test split: accuracy,
+   RMSE, the share answered without a person and per count at the card's default targets;
+3. **cleaning** (``--noise``): the pool's records corrupted (a stated share, one count off, by
+   the seed); a base model trained on noisy records audits the candidates; the wrong records
+   found among the first B recounted, recount order against random, and the wrong records left;
+   then the whole pool retrained on the noisy records, and with the found ones fixed by
+   people's counts (recount order, random) at ``--clean-budget``;
+4. **calibration**: the base model's thresholds fitted again on 300 / 600 / 1,000 recounted
+   candidates (``--calibration``) and measured on the test split, per count.
 
-The seed-to-seed spread is printed beside the arms' difference: a difference inside it is
-no evidence either way.
+The spread across seeds is printed beside every difference: a strategy's difference to random
+is reported as beyond the spread when its mean exceeds two standard errors of the per-seed
+differences (a paired comparison: the same base model and test split).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_train import link_channel, mean, train_once
+from benchmarks import review_arms as arms
+from benchmarks.bench_train import link_channel, train_once
+from benchmarks.review_report import report
 from bincounter.labels import CountRange
 from bincounter.metadata import scan_dataset
-from bincounter.reviews import HumanLabel, write_labels
 from devtools.local_toolkit import SAMPLE
+from orchestrate.review.picks import STRATEGIES, pick
 
-SETTINGS = {"split-seed": 2024}
-
-
-def recount_order(model_dir: Path, pool: list) -> list[str]:
-    """The pool's bins in the audit's recount order, as the base model answers them."""
-    from bincounter.serving.handler import Instance, ModelHandler
-    from orchestrate.audit.join import Row
-    from orchestrate.audit.report import recount_order as order
-
-    handler = ModelHandler.load(model_dir)
-    probs = np.concatenate([handler.predict(handler.preprocess([Instance(s.image_path.read_bytes())
-                                                                for s in pool[i:i + 64]]))
-                            for i in range(0, len(pool), 64)])
-    expected = np.array([s.count for s in pool])
-    p_expected = probs[np.arange(len(pool)), expected - 1]
-    verdicts = handler.card.verification.verdicts(p_expected, expected)
-    rows = [Row(s.id, int(e), int(p.argmax()) + 1, float(pe), verdict=str(v))
-            for s, e, p, pe, v in zip(pool, expected, probs, p_expected, verdicts)]
-    return [r.bin_id for r in order(rows)]
+QUICK = {"budgets": [100, 300], "seeds": [0, 1, 2, 3], "strategies": ["random", "typical", "per-count"]}
 
 
-def labels_channel(picked: list, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    write_labels(out / "labels.jsonl", [HumanLabel(str(s.image_path), str(s.count), expected_quantity=s.count,
-                                                   job="bench-review") for s in picked])
+def grid(a, budgets: list[int], seed: int, work: Path, fixed: dict, base: list, candidates: list,
+         out: list[dict], save) -> Path:
+    """The base model and every strategy's retrain at every budget, appended to ``out`` as each ends."""
+    runs = work / f"seed{seed}"
+    first = train_once(runs, {**fixed, "training": link_channel(base, runs / "base-channel")}, "base", {}, seed,
+                       a.budget)
+    model = runs / f"{a.budget}-base-seed{seed}" / "model"
+    pool, _ = arms.scored_pool(model, candidates, {s.id: s.count for s in candidates})
+    by_id = {s.id: s for s in candidates}
+    out.append(first | {"strategy": "base", "B": 0})
+    for b in budgets:
+        for strategy in a.strategies:
+            picked = [by_id[i] for i in pick(strategy, pool, b, seed)]
+            name = f"{strategy}-B{b}"
+            channels = {**fixed, "training": link_channel(base + picked, runs / f"{name}-channel"),
+                        "labels": arms.labels_channel(picked, runs / f"{name}-labels", "training", strategy)}
+            r = train_once(runs, channels, name, {}, seed, a.budget) | {"strategy": strategy, "B": b}
+            r["picked_counts"] = {str(c): sum(s.count == c for s in picked) for c in range(1, 6)}
+            out.append(r)
+            save()
+            print(f"seed {seed} {name}: accuracy {r['accuracy']:.1%}", flush=True)
+    return model
+
+
+def cleaning(a, seed: int, work: Path, fixed: dict, base: list, candidates: list) -> dict:
+    runs = work / f"clean-seed{seed}"
+    truth = {s.id: s.count for s in base + candidates}
+    noisy = arms.corrupt(truth, a.noise, seed)
+    wrong = {i for i in noisy if noisy[i] != truth[i]}
+    first = train_once(runs, {**fixed, "training": arms.records_channel(base, noisy, runs / "base-channel")},
+                       "noisy-base", {}, seed, a.budget)
+    pool, _ = arms.scored_pool(runs / f"{a.budget}-noisy-base-seed{seed}" / "model", candidates, noisy)
+    audited_wrong = wrong & set(pool.ids)
+    orders = {o: pick(o, pool, len(pool), seed) for o in ("recount-head", "random")}
+    budgets = sorted(set(a.budgets) | {a.clean_budget})
+    out = {"seed": seed, "noise": a.noise, "wrong": len(wrong), "audited": len(pool), "audited_wrong": len(audited_wrong),
+           "recount_list": int(np.isfinite(pool.recount_rank).sum()), "base_accuracy": first["accuracy"],
+           "found": {o: arms.found_wrong(order, audited_wrong, budgets) for o, order in orders.items()}, "models": {}}
+    everything = base + candidates
+    for arm, fixed_ids in {"noisy": set(), **{o: set(order[:a.clean_budget]) for o, order in orders.items()}}.items():
+        records = {i: truth[i] if i in fixed_ids else noisy[i] for i in truth}
+        r = train_once(runs, {**fixed, "training": arms.records_channel(everything, records, runs / f"{arm}-channel")},
+                       f"clean-{arm}", {}, seed, a.budget)
+        out["models"][arm] = {k: r[k] for k in ("accuracy", "rmse", "auto_share", "seconds")} | {
+            "fixed": len(fixed_ids & wrong)}
+    print(f"seed {seed} cleaning: {json.dumps(out['found'])}", flush=True)
     return out
 
 
@@ -68,55 +101,51 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=SAMPLE)
     p.add_argument("--base", type=int, default=800, help="bins the base model trains on")
-    p.add_argument("--labels", type=int, default=300, help="B: bins people recount (the labelling budget)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--budgets", type=int, nargs="+", default=QUICK["budgets"], help="B: bins people count")
+    p.add_argument("--seeds", type=int, nargs="+", default=QUICK["seeds"])
+    p.add_argument("--strategies", nargs="+", default=QUICK["strategies"], choices=list(STRATEGIES))
+    p.add_argument("--arms", nargs="+", default=["grid", "calibration"], choices=["grid", "cleaning", "calibration"])
+    p.add_argument("--noise", type=float, default=0.10, help="cleaning: the share of records corrupted")
+    p.add_argument("--clean-budget", type=int, default=300, help="cleaning: recounts before the retrain")
+    p.add_argument("--clean-seeds", type=int, nargs="+", help="cleaning's seeds (default: --seeds)")
+    p.add_argument("--calibration", type=int, nargs="+", default=[300, 600, 1000], help="recounted bins")
     p.add_argument("--budget", default="6x112", help="epochs x image size of every run")
-    p.add_argument("--split-seed", type=int, default=SETTINGS["split-seed"])
+    p.add_argument("--split-seed", type=int, default=2024)
     p.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
-    p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--json", type=Path, help="write the results here (and read them back with --report)")
+    p.add_argument("--report", action="store_true", help="print the tables of --json; run nothing")
     a = p.parse_args(argv)
+    if a.report:
+        print(report(json.loads(a.json.read_text())))
+        return 0
     if not (a.data / "metadata").is_dir():
         print(f"no ABID sample at {a.data} (it lives in ../shared): nothing to measure")
         return 1
-    samples = sorted(scan_dataset(a.data, CountRange(1, 5))[0], key=lambda s: s.id)
-    random.Random(a.split_seed).shuffle(samples)
-    test, validation, pool = samples[:600], samples[600:900], samples[900:]
+    test, validation, pool = arms.split(scan_dataset(a.data, CountRange(1, 5))[0], a.split_seed)
     base, candidates = pool[:a.base], pool[a.base:]
     work = a.work or Path(tempfile.mkdtemp(prefix="bench-review-"))
     fixed = {"test": link_channel(test, work / "channels" / "test"),
              "validation": link_channel(validation, work / "channels" / "validation")}
-    print(f"{len(samples)} photos in counts 1-5: test {len(test)}, validation {len(validation)}, base {len(base)}, "
-          f"audited {len(candidates)}; B = {a.labels}; budget {a.budget}; seeds {a.seeds}; work {work}")
-    results = []
-    by_id = {s.id: s for s in candidates}
+    print(f"test {len(test)}, validation {len(validation)}, base {len(base)}, candidates {len(candidates)}; "
+          f"B {a.budgets}; {a.budget}; seeds {a.seeds}; arms {a.arms}; work {work}", flush=True)
+    results: dict = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()},
+                     "grid": [], "cleaning": [], "calibration": []}
+
+    def save() -> None:
+        if a.json:
+            a.json.write_text(json.dumps(results, indent=1, default=str))
+
     for seed in a.seeds:
-        runs = work / f"seed{seed}"
-        channels = {**fixed, "training": link_channel(base, runs / "base-channel")}
-        first = train_once(runs, channels, "base", {}, seed, a.budget)
-        results.append(first)
-        order = recount_order(runs / f"{a.budget}-base-seed{seed}" / "model", candidates)
-        picks = {"recount": [by_id[i] for i in order[:a.labels]],
-                 "random": random.Random(seed).sample(candidates, a.labels)}
-        for arm, picked in picks.items():
-            channels = {**fixed, "training": link_channel(base + picked, runs / f"{arm}-channel"),
-                        "labels": labels_channel(picked, runs / f"{arm}-labels")}
-            r = train_once(runs, channels, arm, {}, seed, a.budget)
-            r["picked_counts"] = {c: sum(s.count == c for s in picked) for c in range(1, 6)}
-            results.append(r)
-        print(json.dumps({r["recipe"]: round(r["accuracy"], 4) for r in results if r["seed"] == seed}))
-    print("\n| arm | seeds | accuracy (each) | mean | RMSE mean | auto share mean |\n|---|---|---|---|---|---|")
-    for arm in ("base", "recount", "random"):
-        rs = [r for r in results if r["recipe"] == arm]
-        each = ", ".join(f"{r['accuracy']:.1%}" for r in rs)
-        print(f"| {arm} | {len(rs)} | {each} | {mean([r['accuracy'] for r in rs]):.1%} "
-              f"| {mean([r['rmse'] for r in rs]):.3f} | {mean([r['auto_share'] for r in rs]):.1%} |")
-    diffs = [next(r["accuracy"] for r in results if r["recipe"] == "recount" and r["seed"] == s)
-             - next(r["accuracy"] for r in results if r["recipe"] == "random" and r["seed"] == s) for s in a.seeds]
-    print(f"\nrecount - random, accuracy, per seed: {', '.join(f'{d:+.1%}' for d in diffs)}")
-    if a.json:
-        a.json.write_text(json.dumps({"settings": vars(a) | {"data": str(a.data), "work": str(work),
-                                                            "json": str(a.json)}, "results": results},
-                                     indent=1, default=str))
+        if "grid" in a.arms or "calibration" in a.arms:
+            model = grid(a, a.budgets if "grid" in a.arms else [], seed, work, fixed, base, candidates,
+                         results["grid"], save)
+            if "calibration" in a.arms:
+                results["calibration"] += arms.calibration_from_recounts(model, candidates, test, a.calibration, seed)
+            save()
+    for seed in (a.clean_seeds or a.seeds) if "cleaning" in a.arms else []:
+        results["cleaning"].append(cleaning(a, seed, work, fixed, base, candidates))
+        save()
+    print(report(results))
     return 0
 
 

@@ -113,6 +113,7 @@ def train_once(work: Path, channels: dict, recipe: str, settings: dict, seed: in
             "false_mismatch": point["false_mismatch_rate"], "asks": [point["false_match_n"],
                                                                        point["false_mismatch_n"]],
             "per_class": test["per_class"], "seconds": round(seconds, 1),
+            "per_count_auto": {c: v["auto_share"] for c, v in point.get("per_expected", {}).items()},
             "data_wait_share": report["profile"]["step_timing"]["data_wait_share"]}
 
 
