@@ -145,6 +145,24 @@ def test_bins_picked_to_teach_carry_their_purpose_and_strategy_into_labels_jsonl
         for t in every}
 
 
+def test_typical_reads_the_model_s_embedding_and_without_a_model_is_refused_in_one_line(
+        label_studio, audit, monkeypatch, capsys, random_model_dir):
+    """The scoring pass runs the given model's graph over the audited photos (all 8, matches
+    too) and typical picks B of them; without --model nothing reaches Label Studio."""
+    folder, rows, _ = audit
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), "--purpose", "training",
+               "--strategy", "typical", "--budget", "2", project="typical") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "give --model" in err[0]
+    ls = client(label_studio)
+    assert ls.find("typical") is None
+    assert run(label_studio, monkeypatch, "review", "export", "--audit", str(folder), "--purpose", "training",
+               "--strategy", "typical", "--budget", "2", "--model", str(random_model_dir), project="typical") == 0
+    _, picked = project_tasks(ls, "typical")
+    assert len(picked) == 2 and {t["data"]["strategy"] for t in picked} == {"typical"}
+    assert {t["data"]["bin_id"] for t in picked} <= {r.bin_id for r in rows}
+
+
 def answer(ls: LabelStudio, task: int, choice: str) -> None:
     ls.annotate(task, [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [choice]}}])
 
