@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from bincounter.metadata import MetadataError, parse_expected_quantity
 from bincounter.modelcard import ModelCard
@@ -32,6 +32,9 @@ from orchestrate.data.manifest import IMAGE_SUFFIXES, bin_id
 log = logging.getLogger(__name__)
 
 FAILED = "error"
+# an output S3 (or the disk) would not give, after botocore's retries: the bin is an error row
+# whose reason starts so, and `orchestrate audit --job JOB` run again reads it (docs/cloud.md "Faults")
+UNREAD = "output not read"
 NO_EXPECTED = "no-expected-quantity"
 NOT_VERIFIABLE = "not-verifiable"
 ALL_VERDICTS = VERDICTS + (NOT_VERIFIABLE, NO_EXPECTED, FAILED)
@@ -131,7 +134,7 @@ def read_expected_metadata(store: Store, ids: list[str], workers: int = 16) -> t
     def one(i: str) -> tuple[str, int | None, str]:
         try:
             raw = store.get(f"{i}.json")
-        except ClientError as exc:
+        except (ClientError, BotoCoreError, OSError) as exc:
             return i, None, f"{store.where(i + '.json')}: {exc}"
         if raw is None:
             return i, None, f"no metadata object {store.where(i + '.json')}"
@@ -157,7 +160,11 @@ def read_outputs(store: Store, workers: int = 16) -> dict[str, list]:
 
     def one(key: str) -> tuple[str, list]:
         answers = []
-        for line in (store.get(key) or b"").decode("utf-8", "replace").splitlines():
+        try:
+            raw = store.get(key) or b""
+        except (ClientError, BotoCoreError, OSError) as exc:  # after botocore's own retries
+            return bin_id(PurePosixPath(key).name[: -len(".out")]), [{"error": f"{UNREAD}: {store.where(key)}: {exc}"}]
+        for line in raw.decode("utf-8", "replace").splitlines():
             if line.strip():
                 try:
                     answers.append(json.loads(line))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bincounter.guarantees import miss_lines
 from bincounter.modelcard import ModelCard
-from orchestrate.audit.join import ALL_VERDICTS, FAILED, NO_EXPECTED, NOT_VERIFIABLE, Row, Transformed
+from orchestrate.audit.join import ALL_VERDICTS, FAILED, NO_EXPECTED, NOT_VERIFIABLE, UNREAD, Row, Transformed
 from orchestrate.core.costs import Cost
 
 # confidence: the probability of the counted class; photo: where the photo is (what `review export` sends)
@@ -28,15 +28,26 @@ def recount_order(rows: list[Row]) -> list[Row]:
     return sorted((r for r in rows if r.verdict in ("mismatch", "review")), key=key)
 
 
+def _replace(path: Path, text: str) -> Path:
+    """Write to a temporary name, then move: a reader (or a run killed mid-write) never leaves or
+    sees half a report (bench-faults' "audit killed mid-join" row)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def write_csv(rows: list[Row], path: Path, photos: dict[str, str] | None = None) -> Path:
     photos = photos or {}
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
         for r in rows:
             w.writerow([r.bin_id, "" if r.expected is None else r.expected, "" if r.counted is None else r.counted,
                         "" if r.match_probability is None else f"{r.match_probability:.6f}", r.verdict, r.error,
                         "" if r.confidence is None else f"{r.confidence:.6f}", photos.get(r.bin_id, "")])
+    tmp.replace(path)
     return path
 
 
@@ -123,10 +134,8 @@ def render_md(rows: list[Row], title: str, facts: list[str], card: ModelCard, co
 def write(rows: list[Row], out_dir: Path, title: str, facts: list[str], card: ModelCard,
           cost: Cost | None, limit: int = 100, photos: dict[str, str] | None = None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    md = out_dir / "audit.md"
-    md.write_text(render_md(rows, title, facts, card, cost, limit), encoding="utf-8")
-    summary = out_dir / "audit.json"
-    summary.write_text(json.dumps(summary_doc(rows, cost), indent=1), encoding="utf-8")
+    md = _replace(out_dir / "audit.md", render_md(rows, title, facts, card, cost, limit))
+    summary = _replace(out_dir / "audit.json", json.dumps(summary_doc(rows, cost), indent=1))
     return {"csv": write_csv(rows, out_dir / "audit.csv", photos), "md": md, "json": summary}
 
 
@@ -146,6 +155,10 @@ def summary(rows: list[Row], cost: Cost | None, paths: dict[str, Path]) -> str:
     counts = Counter(r.verdict for r in rows)
     lines = [f"audit: {len(rows):,} photos: " + ", ".join(f"{counts[v]:,} {v}" for v in ALL_VERDICTS),
              f"recount first: {len(recount_order(rows)):,} bins (mismatch, then review)"]
+    unread = sum(r.error.startswith(UNREAD) for r in rows)
+    if unread:
+        lines.append(f"{unread:,} outputs could not be read (error rows saying '{UNREAD}'): join again to complete "
+                     "the audit (`orchestrate audit --job JOB`; a local audit: the same command)")
     if cost:
         lines.append(f"cost: {cost.line()}")
     lines.append(f"report: {paths['md']}  rows: {paths['csv']}")
