@@ -43,19 +43,24 @@ def cmd_monitor(args, cfg: Config, sess) -> int:
         since = (until or datetime.now(timezone.utc)) - timedelta(hours=args.window_hours)
     span = window.Span(since, until)
     card, reference = window.load_model(args.model_data, clients)
-    read, files = window.read(args.captures, span, clients)
+    read, files, unread = window.read(args.captures, span, clients)
     comparison = drift.compare(reference, read.answers, alpha=cfg.monitor.alpha, min_answers=cfg.monitor.min_answers)
     bounds = {k: v.isoformat() if v else "" for k, v in (("since", since), ("until", until))}
     doc = {"window": {"captures": args.captures, **bounds, "files": files, "lines": read.lines,
-                      "errors": read.errors, "bad": read.bad},
+                      "errors": read.errors, "bad": read.bad, "unread_files": unread},
            "model": args.model_data, "reference": report.reference_summary(reference), "comparison": comparison}
     paths = report.write(doc, Path(args.out))
     print(report.verdict_line(doc))
-    print(f"report: {paths['md']} ({comparison['n']} answers from {files} files; {len(read.bad)} lines not read)")
+    print(f"report: {paths['md']} ({comparison['n']} answers from {files - len(unread)} of {files} files; "
+          f"{len(read.bad)} lines not read)")
+    for where, why in unread[:5]:
+        print(f"file not read: {where}: {why}")
     if args.publish_metrics:
         # only now, with the report written: a run that fails publishes nothing, and the alarms'
         # missing data says so; stamped with the run's own time, so a slow run counts for its period
         schedule.publish(aws.client(sess, "cloudwatch"), cfg.deploy.endpoint_name, comparison, until)
+    if not report.judged(doc):  # too few answers to test: never a quiet "no drift"
+        return DECLINED
     return DECLINED if args.fail_on_drift and comparison["drift"] else 0
 
 

@@ -251,13 +251,15 @@ def follow(scheduler, cfg: Config, model_data: str) -> str:
 
 
 def publish(cloudwatch, endpoint: str, comparison: dict, when=None) -> None:
-    """``Drift`` (0/1), ``Reports`` (1: this run reported), ``Answers``, and each test's statistic
+    """``Answers``; when the window held enough answers to test, ``Drift`` (0/1), ``Reports`` (1: this run
+    judged a window), and each test's statistic
     and p-value by distribution, all stamped ``when`` (the run's scheduled time; default now)."""
     dims = [{"Name": "Endpoint", "Value": endpoint}]
     stamp = {"Timestamp": when} if when is not None else {}
-    data = [{"MetricName": "Drift", "Dimensions": dims, "Value": float(comparison["drift"]), **stamp},
-            {"MetricName": "Reports", "Dimensions": dims, "Value": 1.0, "Unit": "Count", **stamp},
-            {"MetricName": "Answers", "Dimensions": dims, "Value": float(comparison["n"]), "Unit": "Count", **stamp}]
+    data = [{"MetricName": "Answers", "Dimensions": dims, "Value": float(comparison["n"]), "Unit": "Count", **stamp}]
+    if comparison["tests"]:  # a window too thin to test reports nothing: the alarms' missing data says so
+        data += [{"MetricName": "Drift", "Dimensions": dims, "Value": float(comparison["drift"]), **stamp},
+                 {"MetricName": "Reports", "Dimensions": dims, "Value": 1.0, "Unit": "Count", **stamp}]
     for t in comparison["tests"]:
         by = dims + [{"Name": "Distribution", "Value": t["distribution"]}]
         data += [{"MetricName": "DriftStatistic", "Dimensions": by, "Value": float(t["statistic"]), **stamp},

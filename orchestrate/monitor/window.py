@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from bincounter.modelcard import MODEL_JSON, ModelCard
 from bincounter.monitoring.capture import Window, hour_of
 from bincounter.monitoring.reference import REFERENCE_FILE
@@ -38,13 +40,14 @@ class Span:
                 and (self.until is None or hour < self.until))
 
 
-def read(captures: str, span: Span, clients: S3Clients) -> tuple[Window, int]:
-    """Every capture line of the window's files: (the window, how many files). A key outside
-    the hour layout is read too (its lines carry no hour to filter on)."""
+def read(captures: str, span: Span, clients: S3Clients) -> tuple[Window, int, list[tuple[str, str]]]:
+    """Every capture line of the window's files: (the window, how many files, the files that could
+    not be read, each named with its reason: S3 failing after botocore's retries, a body cut
+    short). A key outside the hour layout is read too (its lines carry no hour to filter on)."""
     store = Store(captures, clients.for_uri(captures) if captures.startswith("s3://") else None)
     if store.root is not None and not store.root.is_dir():
         raise ConfigError(f"--captures {captures}: no such folder")
-    window, files = Window(), 0
+    window, files, unread = Window(), 0, []
     for key in store.keys():
         if not key.endswith(".jsonl"):
             continue
@@ -52,10 +55,14 @@ def read(captures: str, span: Span, clients: S3Clients) -> tuple[Window, int]:
         if hour is not None and not span.holds(hour):
             continue
         files += 1
-        text = (store.get(key) or b"").decode("utf-8", "replace")
+        try:
+            text = (store.get(key) or b"").decode("utf-8", "replace")
+        except (ClientError, BotoCoreError, OSError) as exc:
+            unread.append((store.where(key), str(exc)))
+            continue
         for number, line in enumerate(text.splitlines(), start=1):
             window.add(f"{store.where(key)}:{number}", line)
-    return window, files
+    return window, files, unread
 
 
 def load_model(model_data: str, clients: S3Clients) -> tuple[ModelCard, dict]:

@@ -111,10 +111,10 @@ def test_a_window_outside_the_captures_hours_reads_nothing_and_says_so(server, t
                                                                        synthetic_bins, tmp_path, capsys):
     captures = tmp_path / "captures"
     _send(server, captures, _test_photos(trained_run, synthetic_bins)[:3])
-    assert _monitor(captures, trained_model, tmp_path / "r", "--until", "2020-01-01") == 0
+    assert _monitor(captures, trained_model, tmp_path / "r", "--until", "2020-01-01") == 3  # refused: not judged
     doc = json.loads((tmp_path / "r" / "monitor.json").read_text())
     assert doc["window"]["files"] == 0 and doc["comparison"]["n"] == 0 and doc["comparison"]["skipped"]
-    assert capsys.readouterr().out.startswith("drift: no (0 answers")
+    assert capsys.readouterr().out.startswith("drift: not judged (0 answers")
 
 
 def test_a_model_without_a_reference_and_a_missing_folder_are_one_line_errors(trained_model, tmp_path, capsys):

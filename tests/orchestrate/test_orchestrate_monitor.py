@@ -157,8 +157,9 @@ def _state(cw, alarm: dict, now: datetime) -> str:
 def test_a_schedule_whose_job_never_runs_leaves_both_alarms_paging(aws, tmp_path):
     """Each alarm's state is derived from the metrics a run really puts: before any run both page
     (TreatMissingData "notBreaching" in ``schedule.alarms`` would read the silent monitor as fine,
-    and this test fails); a report within the period quiets both unless it says drift; a last report
-    older than the period pages again (the job stopped running)."""
+    and this test fails); a window too thin to test publishes no report, so both still page (publishing
+    ``Reports`` for it would read an unjudged window as fine); a report within the period quiets both
+    unless it says drift; a last report older than the period pages again (the job stopped running)."""
     args = ["--config", _config(tmp_path), "monitor", "--schedule", "rate(6 hours)", "--model-data", MODEL]
     assert cli.main(args, session=aws) == 0
     names = schedule.Names.of("t1")
@@ -173,10 +174,13 @@ def test_a_schedule_whose_job_never_runs_leaves_both_alarms_paging(aws, tmp_path
     # all in the past: CloudWatch refuses datapoints stamped more than two hours ahead
     t0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=12)
     assert states(t0) == ("ALARM", "ALARM")  # never ran
-    schedule.publish(cw, "t1-ep", {"drift": False, "n": 60, "tests": []}, t0 - timedelta(hours=1))
+    schedule.publish(cw, "t1-ep", {"drift": False, "n": 3, "tests": []}, t0 - timedelta(hours=1))
+    assert states(t0) == ("ALARM", "ALARM")  # ran, but 3 answers: nothing judged
+    tested = [{"distribution": "entropy", "statistic": 0.1, "p_value": 0.5}]
+    schedule.publish(cw, "t1-ep", {"drift": False, "n": 60, "tests": tested}, t0 - timedelta(hours=1))
     assert states(t0) == ("OK", "OK")
     assert states(t0 + timedelta(hours=6)) == ("ALARM", "ALARM")  # the next run never came
-    schedule.publish(cw, "t1-ep", {"drift": True, "n": 60, "tests": []}, t0 + timedelta(hours=5))
+    schedule.publish(cw, "t1-ep", {"drift": True, "n": 60, "tests": tested}, t0 + timedelta(hours=5))
     assert states(t0 + timedelta(hours=6)) == ("ALARM", "OK")  # it came and saw drift
 
 

@@ -19,12 +19,18 @@ def reference_summary(reference: dict) -> dict:
             "counted": {str(c): reference["counted"].count(c) for c in reference["classes"]}}
 
 
+def judged(doc: dict) -> bool:
+    """Whether the window held enough answers for any drift test (else the run refuses to judge)."""
+    return bool(doc["comparison"]["tests"])
+
+
 def verdict_line(doc: dict) -> str:
     c = doc["comparison"]
+    if not judged(doc):
+        return "drift: not judged (" + "; ".join(c["skipped"]) + ")"
     if c["drift"]:
         return "drift: yes (" + "; ".join(c["reasons"]) + ")"
-    why = "; ".join(c["skipped"]) if c["skipped"] and not c["tests"] else "no test below its threshold"
-    return f"drift: no ({why})"
+    return "drift: no (no test below its threshold)"
 
 
 def tables(doc: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -56,6 +62,7 @@ def facts(doc: dict) -> list[str]:
              f"{len(w['bad'])} lines not read", f"model: {doc['model']}",
              f"reference: {doc['reference']['split']} split, n = {doc['reference']['n']}"]
     lines += [f"not tested: {s}" for s in doc["comparison"]["skipped"]]
+    lines += [f"file not read: {where}: {why}" for where, why in w.get("unread_files", [])[:20]]
     lines += [f"line not read: {where}: {why}" for where, why in w["bad"][:20]]
     if len(w["bad"]) > 20:
         lines.append(f"... and {len(w['bad']) - 20} more (monitor.json lists them all)")
@@ -87,9 +94,14 @@ def to_html(doc: dict) -> str:
 
 
 def write(doc: dict, out: Path) -> dict[str, Path]:
+    """monitor.json / .md / .html, each written to a temporary name and then moved: a run killed
+    while writing leaves the previous report or none, never half of one (bench-faults' monitor row)."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "monitor.json", "md": out / "monitor.md", "html": out / "monitor.html"}
-    paths["json"].write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    paths["md"].write_text(markdown(doc), encoding="utf-8")
-    paths["html"].write_text(to_html(doc), encoding="utf-8")
+    texts = {"json": ("monitor.json", json.dumps(doc, indent=1)), "md": ("monitor.md", markdown(doc)),
+             "html": ("monitor.html", to_html(doc))}
+    paths = {}
+    for kind, (name, text) in texts.items():
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        paths[kind] = tmp.replace(out / name)
     return paths
