@@ -9,7 +9,9 @@ error code in the ``X-Amzn-ErrorType`` header):
 - unknown endpoint: 400 ``ValidationError``;
 - model server answered non-2xx, or not at all: 424 ``ModelError`` with
   ``OriginalStatusCode`` / ``OriginalMessage``;
-- throttled (``--throttle NAME`` or ``RuntimeEmulator.throttle``): 429 ``ThrottlingException``.
+- throttled (``--throttle NAME`` or ``RuntimeEmulator.throttle``): 429 ``ThrottlingException``;
+- a share of calls failed on purpose (``RuntimeEmulator.inject``, the fault matrix): one of
+  ``FAULTS``, SageMaker Runtime's own error shapes, or a hang past the caller's read timeout.
 
 With ``--capture-dir DIR`` it writes endpoint data capture as SageMaker does
 (``bincounter.monitoring.capture``: one JSON line per answered request under
@@ -28,6 +30,7 @@ import logging
 import re
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 import random
@@ -46,6 +49,18 @@ PASSED_HEADERS = ("Content-Type", "Accept", CUSTOM_ATTRIBUTES)
 _PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
 
+# (status, X-Amzn-ErrorType, body) of each injectable fault, as SageMaker Runtime answers them
+FAULTS = {
+    "throttling": (429, "ThrottlingException", {"message": "Rate exceeded"}),
+    "not-ready": (429, "ModelNotReadyException", {"Message": "Model is not ready to serve inference requests"}),
+    "unavailable": (503, "ServiceUnavailable", {"Message": "Service is unavailable"}),
+    "model-error": (424, "ModelError", {"ErrorCode": "SERVER_ERROR_FROM_MODEL", "OriginalStatusCode": 500,
+                                        "OriginalMessage": "injected", "Message": "Received server error (500) "
+                                        "from primary with message \"injected\"."}),
+    "hang": (0, "", {}),  # holds the call ``hang_s`` seconds, then answers as usual
+}
+
+
 class RuntimeEmulator(LocalServer):
     def __init__(self, endpoints: dict[str, str], host: str = "127.0.0.1", port: int = 0,
                  variant: str = "AllTraffic", region: str = "us-east-1", model_timeout: float = 60.0,
@@ -56,6 +71,9 @@ class RuntimeEmulator(LocalServer):
         self.capture_percentage, self.capture_input = capture_percentage, capture_input
         self._file = f"{uuid.uuid4()}.jsonl"  # one file per emulator per hour, as one instance writes
         self._throttled: dict[str, int] = {}
+        self._faults: dict[str, tuple[str, float, random.Random]] = {}
+        self.hang_s = 10.0
+        self.injected: dict[str, int] = {}
         self._lock = threading.Lock()
         super().__init__((host, port), _Handler)
 
@@ -76,6 +94,21 @@ class RuntimeEmulator(LocalServer):
         """Answer the next ``times`` calls to ``endpoint`` with ThrottlingException (-1: always)."""
         with self._lock:
             self._throttled[endpoint] = times
+
+    def inject(self, endpoint: str, fault: str, share: float, seed: int = 0) -> None:
+        """Fail ``share`` of the calls to ``endpoint`` with ``fault`` (one of FAULTS), drawn by the seed."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r} (one of {', '.join(FAULTS)})")
+        with self._lock:
+            self._faults[endpoint] = (fault, share, random.Random(seed))
+
+    def take_fault(self, endpoint: str) -> str | None:
+        with self._lock:
+            fault, share, rng = self._faults.get(endpoint, ("", 0.0, None))
+            if rng is None or rng.random() >= share:
+                return None
+            self.injected[fault] = self.injected.get(fault, 0) + 1
+            return fault
 
     def take_throttle(self, endpoint: str) -> bool:
         with self._lock:
@@ -108,6 +141,11 @@ class _Handler(ReplyHandler):
                 "message": f"Endpoint {name} of account {ACCOUNT} not found."})
         if srv.take_throttle(name):
             return self._error(429, "ThrottlingException", {"message": "Rate exceeded"})
+        fault = srv.take_fault(name)
+        if fault == "hang":
+            time.sleep(srv.hang_s)
+        elif fault is not None:
+            return self._error(*FAULTS[fault])
         if len(body) > MAX_BODY_BYTES:
             return self._error(400, "ValidationError", {
                 "message": f"Request body of {len(body)} bytes exceeds the limit of {MAX_BODY_BYTES}."})
