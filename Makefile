@@ -74,11 +74,19 @@ soak-serve: $(STAMP)
 bench-monitor: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_monitor $(BENCH_ARGS)
 
-# active vs random labels at one labelling budget on ../shared/data/abid-sample (docs/reviews.md;
-# 2 seeds x 3 toolkit runs, ~30 min on 2 quiet cores)
+# which bins teach: picking strategies against random, thresholds from recounts, on
+# ../shared/data/abid-sample (docs/reviews.md "Which bins teach"). The default is a subset (~1 h on
+# 2 quiet cores); the full grid and the cleaning arm: BENCH_ARGS="--budgets 100 300 600 --strategies
+# random recount-head per-count margin typical mixed --arms grid calibration cleaning" (hours)
 .PHONY: bench-review
 bench-review: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_review $(BENCH_ARGS)
+
+# the fault matrix: serving, the Lambda, the audit, the review loop, the monitor and training under
+# real faults, one table (docs/testing.md "Faults"; ~6 min, needs the Label Studio venv)
+.PHONY: bench-faults
+bench-faults: $(STAMP) $(LS_STAMP)
+	$(BIN)/python -m benchmarks.bench_faults $(BENCH_ARGS)
 
 # The audit on synthetic bins, on this machine (docs/cloud.md "Audit"): a small model trained through
 # the toolkit, then `orchestrate audit --local` (the SageMaker SDK's local Batch Transform on the

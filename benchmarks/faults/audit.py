@@ -35,14 +35,18 @@ def _flaky_and_broken(suffix: str):
     return rule
 
 
-def _compare(clean: list[dict], faulty: list[dict], broken: set[str], reason: str) -> tuple[bool, str]:
+def _compare(clean: list[dict], faulty: list[dict], broken: set[str], reasons: tuple[str, ...]) -> tuple[bool, str]:
+    """Each bin once; every never-readable bin named (an error row giving the S3 error); every other
+    row as the undisturbed audit has it. Some bins that failed only twice may be named too: the
+    client's retries share botocore's retry quota, which a burst of failures drains."""
     ids = [r["bin_id"] for r in faulty]
     once = len(ids) == len(set(ids)) and set(ids) == {r["bin_id"] for r in clean}
     by = {r["bin_id"]: r for r in clean}
-    named = {r["bin_id"] for r in faulty if reason in r["error"]}
+    named = {r["bin_id"] for r in faulty if any(x in r["error"] for x in reasons)}
     same = all(r == by[r["bin_id"]] for r in faulty if r["bin_id"] not in named)
-    return once and named == broken and same, (f"{len(faulty)} rows, each bin once: {once}; {len(named)} named "
-                                               f"'{reason}' (the {len(broken)} never readable); the rest as clean: {same}")
+    return once and broken <= named and same, (
+        f"{len(faulty)} rows, each bin once: {once}; {len(named)} named as unread ({len(broken)} never readable, "
+        f"{len(named) - len(broken & named)} more whose retries ran out); every other row as undisturbed: {same}")
 
 
 def s3_errors_cloud(stack: Stack) -> Row:
@@ -60,7 +64,7 @@ def s3_errors_cloud(stack: Stack) -> Row:
     seconds = time.monotonic() - t0
     broken = {Path(k).name.split(".")[0] for k, n in faults.attempts.items() if k.endswith(".out")
               and int("".join(ch for ch in Path(k).name if ch.isdigit()) or 0) % 10 == 0}
-    ok, what = _compare(rows_of(clean), rows_of(faulty), broken, UNREAD)
+    ok, what = _compare(rows_of(clean), rows_of(faulty), broken, (UNREAD,))
     t1 = time.monotonic()
     code2 = stack.orchestrate("audit", "--poll-seconds", "0", "--job", stack.job, "--out", str(again))
     complete = (again / "audit.csv").read_bytes() == (clean / "audit.csv").read_bytes()
@@ -95,7 +99,7 @@ def s3_errors_local(stack: Stack) -> Row:
             stop(proc)
     broken = {Path(k).stem for k in faults.attempts if k.endswith(".json")
               and int("".join(ch for ch in Path(k).name if ch.isdigit()) or 0) % 10 == 0}
-    ok, what = _compare(rows_of(clean), rows_of(faulty), broken, "InternalError")
+    ok, what = _compare(rows_of(clean), rows_of(faulty), broken, ("InternalError", "SlowDown"))
     complete = (again / "audit.csv").read_bytes() == (clean / "audit.csv").read_bytes()
     row.did = f"exit {code}; {what}; injected {faults.injected}; again: exit {code2}, identical: {complete}"
     row.recover_s = time.monotonic() - t1

@@ -109,7 +109,7 @@ def killed_while_writing(stack: Stack, kills: int = 4) -> Row:
     absent, and the run again writes the undisturbed report."""
     row = Row("monitor", "the monitor process SIGKILLed while it works", f"SIGKILL at {kills} points over the run",
               "never half a report; the next run writes the undisturbed report")
-    lines = with_reference(stack) * 200
+    lines = with_reference(stack) * max(1, 12_000 // stack.bins)
     folder = stack.work / "local-captures" / "faults-ep" / "AllTraffic" / "2026" / "12" / "07" / "01"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "a.jsonl").write_text("\n".join(lines) + "\n")

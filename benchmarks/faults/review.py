@@ -15,7 +15,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
 from pathlib import Path
 
@@ -103,7 +103,7 @@ class LabelStudioUnderTest:
         cfg = self.work / "orchestrate.toml"
         cfg.write_text('[aws]\nstack = "faults"\n')
         out = StringIO()
-        with redirect_stdout(out):
+        with redirect_stdout(out), open(self.work / "orchestrate.log", "a") as log, redirect_stderr(log):
             code = cli.main(["--config", str(cfg), "--set", f"review.url={self.proxy.url}", "--set",
                              f"review.local_root={self.work}", "--set", f"review.project={project}", *args])
         return code, out.getvalue()

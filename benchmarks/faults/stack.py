@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,9 @@ class Stack:
     bins: int = 0
 
     def orchestrate(self, *args: str) -> int:
-        return cli.main([*SETTINGS, *args], session=self.session)
+        """One `orchestrate` command on the stack; what it prints goes to ``work/orchestrate.log``."""
+        with open(self.work / "orchestrate.log", "a") as log, redirect_stdout(log), redirect_stderr(log):
+            return cli.main([*SETTINGS, *args], session=self.session)
 
 
 @contextmanager
