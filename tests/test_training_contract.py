@@ -40,7 +40,7 @@ def test_model_dir_holds_the_three_files_that_describe_each_other(finished_run):
     assert card.training["onnx_parity_max_abs_diff"] <= 1e-4
     graph = onnx.load(str(model_dir / "model.onnx")).graph
     assert [i.name for i in graph.input] == ["input"]
-    assert [o.name for o in graph.output] == ["probabilities"]
+    assert [o.name for o in graph.output] == ["probabilities", "embedding"]
     # quantize=false (the test tree's setting): no int8 twin, and the card serves fp32
     assert not (model_dir / "model.int8.onnx").exists()
     assert card.onnx_file == "model.onnx" and card.quantization == {}

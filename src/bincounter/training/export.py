@@ -22,16 +22,19 @@ class ExportVerificationError(RuntimeError):
     """The exported ONNX model does not reproduce the torch model's probabilities."""
 
 
-def split_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """(body, head): the model up to its last linear layer, and that layer (``models`` puts the
-    count head at ``fc`` or ``classifier[-1]``). Both share the model's weights."""
+def split_head(model: nn.Module) -> tuple[nn.Module, nn.Module, int]:
+    """(body, head, features): the model up to its count head, that head (``models`` puts it at
+    ``fc`` or ``classifier[-1]``; the ordinal head replaces ``fc``), and how many features the
+    head reads. Body and head share the model's weights."""
     body = copy.copy(model)
     body._modules = dict(model._modules)  # a shallow copy shares the module dict; this one must not
-    if isinstance(getattr(model, "fc", None), nn.Linear):
-        body.fc = nn.Identity()
-        return body, model.fc
-    body.classifier = nn.Sequential(*list(model.classifier)[:-1])
-    return body, model.classifier[-1]
+    if isinstance(getattr(model, "fc", None), nn.Module):
+        head, body.fc = model.fc, nn.Identity()
+    else:
+        head = model.classifier[-1]
+        body.classifier = nn.Sequential(*list(model.classifier)[:-1])
+    first = next(m for m in head.modules() if isinstance(m, nn.Linear))
+    return body, head, first.in_features
 
 
 def projection(features: int, dim: int = EMBEDDING_DIM, seed: int = 0) -> torch.Tensor:
@@ -50,10 +53,10 @@ class WithProbabilities(nn.Module):
                  to_probabilities: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  temperature: float = 1.0):
         super().__init__()
-        self.body, self.head = split_head(model)
+        self.body, self.head, features = split_head(model)
         self.to_probabilities = to_probabilities or (lambda z: torch.softmax(z, dim=1))
         self.temperature = float(temperature)
-        self.register_buffer("projection", projection(self.head.in_features))
+        self.register_buffer("projection", projection(features))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.body(x)
