@@ -19,6 +19,7 @@ from orchestrate.audit.commands import cmd_audit
 from orchestrate.core import aws
 from orchestrate.core.config import ConfigError, load
 from orchestrate.data.commands import cmd_data, cmd_manifest
+from orchestrate.data.shards import cmd_shards
 from orchestrate.endpoint.commands import cmd_deploy, cmd_invoke, cmd_lambda, cmd_teardown
 from orchestrate.local.commands import LOCAL_ROOT
 from orchestrate.monitor.commands import cmd_monitor
@@ -100,6 +101,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080, help="--local: its port")
 
     add("lambda", help="create or update the Lambda front door and its role")
+
+    s = add("shards", help="WebDataset tar shards of ABID bins and their index (train/validation/test apart)")
+    s.add_argument("--from-dir", required=True, metavar="DIR", help="a folder of ABID-layout bins (images/, metadata/)")
+    s.add_argument("--out", required=True, metavar="DIR", help="the shards, their entries and shards.json here")
+    s.add_argument("--shard-mb", type=float, default=150, help="about this many MB per shard (default 150)")
+    s.add_argument("--split-seed", type=int, default=0, help="a bin's split is a hash of this and its id")
 
     s = add("manifest", help="manifest files over the public bucket (or any S3 prefix), read in place")
     src = s.add_mutually_exclusive_group(required=True)
@@ -220,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"data": cmd_data, "manifest": cmd_manifest, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy,
+COMMANDS = {"data": cmd_data, "manifest": cmd_manifest, "shards": cmd_shards, "train": cmd_train, "tune": cmd_tune, "deploy": cmd_deploy,
             "invoke": cmd_invoke, "lambda": cmd_lambda, "audit": cmd_audit, "monitor": cmd_monitor,
             "review": cmd_review, "policy": cmd_policy, "golden": cmd_golden, "promote": cmd_promote, "report": cmd_report, "teardown": cmd_teardown}
 

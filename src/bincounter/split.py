@@ -62,3 +62,12 @@ def _histogram(ids: list[str], labels: dict[str, int]) -> dict[str, int]:
     for i in ids:
         hist[str(labels[i])] += 1
     return dict(sorted(hist.items()))
+
+
+def split_of(bin_id: str, seed: int = 0, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> str:
+    """A bin's split from its id alone (a hash of the seed and the id, uniform in 0..1, cut by the
+    fractions): what the shard writer uses, whose instances each see only their part of the bins."""
+    import hashlib
+
+    u = int.from_bytes(hashlib.sha256(f"{seed}:{bin_id}".encode()).digest()[:8], "big") / 2 ** 64
+    return SPLITS[0] if u < fractions[0] else SPLITS[1] if u < fractions[0] + fractions[1] else SPLITS[2]
