@@ -21,3 +21,16 @@ def random_model(model_dir: Path, arch: str = "resnet50", size: int = 224) -> Pa
     export_onnx(model, torch.zeros(2, 3, size, size), model_dir / "model.onnx")
     ModelCard(classes=[1, 2, 3, 4, 5], preprocess=PreprocessSpec(image_size=size), arch=arch).write(model_dir)
     return model_dir
+
+
+def model_archive(model_dir: Path, names: tuple[str, ...] = ("model.onnx", "model.json")) -> bytes:
+    """A model.tar.gz of ``names`` from ``model_dir`` at the archive's top level, as training's
+    output (what `--model-data s3://.../model.tar.gz` points at)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in names:
+            tar.add(model_dir / name, arcname=name)
+    return buf.getvalue()

@@ -3,9 +3,7 @@ transform job whose outputs the real server (batch mode) wrote, as `orchestrate 
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +12,7 @@ import boto3
 
 from bincounter.synth import generate
 from devtools.local_serve import free_port, start_serve, stop
-from devtools.random_model import random_model
+from devtools.random_model import model_archive, random_model
 from orchestrate import cli
 from orchestrate.audit import transform_local
 from orchestrate.core.store import split_s3
@@ -70,12 +68,8 @@ def moto_stack(work: Path, bins: int = 60, size: int = 64):
             for f in sorted((folder / sub).iterdir()):
                 s3.upload_file(str(f), bucket, key + f.name)
         model_dir = random_model(work / "model", arch="resnet18", size=size)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            for name in ("model.onnx", "model.json"):
-                tar.add(model_dir / name, arcname=name)
         bucket, key = split_s3(MODEL_DATA)
-        s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+        s3.put_object(Bucket=bucket, Key=key, Body=model_archive(model_dir))
         yield Stack(session, work, model_dir, bins=bins)
     finally:
         for k, v in saved.items():

@@ -7,10 +7,8 @@ statement, removed, makes the command fail with AccessDenied or leaves a service
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import tarfile
 import urllib.request
 
 import boto3
@@ -21,6 +19,7 @@ from aws_helpers import ROLE_ARN, record
 from bincounter.modelcard import ModelCard
 from bincounter.monitoring import capture, reference
 from bincounter.reviews import HumanLabel, digest, write_labels
+from devtools.random_model import model_archive
 from iam_helpers import denied, requests, shape
 from iam_moto import enforced, principal, print_sweep, sweep
 from iam_stack import MONITORED_MODEL, TRAIN_IMAGE, service_needs, stack_policies
@@ -63,12 +62,8 @@ def monitored(aws, random_model_dir, tmp_path):
     ref = reference.build(p, np.asarray(classes)[rng.integers(0, len(classes), 200)], classes,
                           ModelCard.read(model).verification)
     (model / reference.REFERENCE_FILE).write_text(json.dumps(ref))
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for f in model.iterdir():
-            tar.add(f, f.name)
     bucket, _, key = MONITORED_MODEL.removeprefix("s3://").partition("/")
-    s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+    s3.put_object(Bucket=bucket, Key=key, Body=model_archive(model, tuple(f.name for f in model.iterdir())))
     lines = [capture.line(json.dumps({"count": classes[int(np.argmax(r))],
                                       "probabilities": {str(c): float(v) for c, v in zip(classes, r)}}).encode(),
                           "application/json") for r in rng.dirichlet(np.ones(len(classes)), 40)]

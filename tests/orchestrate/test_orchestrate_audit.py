@@ -4,9 +4,7 @@ join and report from outputs a local run of the real server wrote into moto's S3
 from __future__ import annotations
 
 import csv
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from aws_helpers import ROLE_ARN
 from bincounter.guarantees import miss_lines
 from bincounter.modelcard import ModelCard
 from devtools.local_serve import start_serve, stop
+from devtools.random_model import model_archive
 from orchestrate import cli
 from orchestrate.audit import transform_local
 from orchestrate.core.store import split_s3
@@ -53,12 +52,8 @@ def bins(aws, source_bucket, trained_model) -> dict[str, bytes]:
              "bin-images/99999.jpg": source_bucket[some]}
     for key, body in extra.items():
         s3.put_object(Bucket="aft-vbi-pds", Key=key, Body=body, ACL="public-read")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name in ("model.onnx", "model.json"):
-            tar.add(trained_model / name, arcname=name)
     bucket, key = split_s3(MODEL_DATA)
-    s3.put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
+    s3.put_object(Bucket=bucket, Key=key, Body=model_archive(trained_model))
     aws.api_calls.clear()
     return {**source_bucket, **extra}
 

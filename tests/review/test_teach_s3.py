@@ -4,11 +4,9 @@ bins already in the project are never picked, and an unreadable photo is left ou
 
 from __future__ import annotations
 
-import io
-import tarfile
-
 import pytest
 
+from devtools.random_model import model_archive
 from orchestrate.audit.join import Row
 from orchestrate.audit.report import write_csv
 from orchestrate.core.aws import S3Clients
@@ -30,11 +28,7 @@ def test_picks_from_an_s3_audit_with_a_model_in_s3_and_skips_what_the_project_ho
     rows.append(Row("broken", 2, 3, 0.4, confidence=0.5, verdict="review"))
     write_csv(rows, tmp_path / "audit.csv", {r.bin_id: f"s3://stack/photos/{r.bin_id}.jpg" for r in rows})
     s3.upload_file(str(tmp_path / "audit.csv"), "stack", "audit/run1/audit.csv")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name in ("model.onnx", "model.json"):
-            tar.add(random_model_dir / name, arcname=name)
-    s3.put_object(Bucket="stack", Key="models/model.tar.gz", Body=buf.getvalue())
+    s3.put_object(Bucket="stack", Key="models/model.tar.gz", Body=model_archive(random_model_dir))
     clients = S3Clients.of_session(aws, "aft-vbi-pds", "us-east-1")
     skip = {photos[0].stem, photos[1].stem}
     picked = teach.picked("s3://stack/audit/run1/", "typical", 5, 0, "s3://stack/models/model.tar.gz", skip, clients)
