@@ -103,8 +103,18 @@ def parser() -> argparse.ArgumentParser:
     add("lambda", help="create or update the Lambda front door and its role")
 
     s = add("shards", help="WebDataset tar shards of ABID bins and their index (train/validation/test apart)")
-    s.add_argument("--from-dir", required=True, metavar="DIR", help="a folder of ABID-layout bins (images/, metadata/)")
-    s.add_argument("--out", required=True, metavar="DIR", help="the shards, their entries and shards.json here")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from-dir", metavar="DIR", help="a folder of ABID-layout bins (images/, metadata/), here")
+    src.add_argument("--manifest", metavar="S3URI", help="or, by a Processing job: the bins of a manifest")
+    src.add_argument("--file-list", metavar="PATH", help="... of a Udacity file_list.json (the source bucket's)")
+    src.add_argument("--ids", metavar="PATH", help="... of an id list, one per line (the source bucket's)")
+    src.add_argument("--prefix", metavar="S3URI", help="... every photo under s3://bucket/prefix/")
+    src.add_argument("--from-parts", metavar="DIR", help=argparse.SUPPRESS)  # the job's own step
+    s.add_argument("--out", metavar="DIR|S3URI", help="the shards, their entries and shards.json (a job: an s3:// "
+                                                      "prefix, default s3://BUCKET/PREFIX/shards/)")
+    s.add_argument("--instance-count", type=int, default=2, help="the job's instances (default 2)")
+    s.add_argument("--instance-type", help="the job's instance type (default ml.m5.large)")
+    s.add_argument("--skip-in", metavar="S3URI", help=argparse.SUPPRESS)  # the job's output: finished shards
     s.add_argument("--shard-mb", type=float, default=150, help="about this many MB per shard (default 150)")
     s.add_argument("--split-seed", type=int, default=0, help="a bin's split is a hash of this and its id")
 

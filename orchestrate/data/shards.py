@@ -1,16 +1,63 @@
-"""``orchestrate shards --from-dir DIR --out DIR``: a folder of ABID-layout bins -> WebDataset
-shards and their index (``bincounter.shards``), here, without Docker. Scripts outside the repo
-call exactly this form."""
+"""``orchestrate shards``: ABID bins -> WebDataset shards and their index (``bincounter.shards``).
+
+- ``--from-dir DIR --out DIR``: a folder of ABID-layout bins, here, without Docker (scripts
+  outside the repo call exactly this form);
+- ``--manifest S3URI | --file-list F | --ids F | --prefix S3URI`` ``--instance-count N``: a
+  SageMaker Processing job on the training image (``shard_job``), shards under ``--out`` S3URI
+  (default ``s3://BUCKET/PREFIX/shards/``);
+- ``--from-parts DIR --out DIR``: what each instance of that job runs on the part files it got.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bincounter.shards import folder_bins, merge_indexes, read_back, write_part
+from orchestrate.core import aws
 from orchestrate.core.config import Config, ConfigError
+from orchestrate.core.ids import read_ids
+from orchestrate.core.images import image_uri
+from orchestrate.data import manifest, shard_job
 
 
 def cmd_shards(args, cfg: Config, sess) -> int:
+    if (args.from_dir or args.from_parts) and not args.out:
+        raise ConfigError("--out DIR: where the shards go")
+    if args.from_dir:
+        return _from_dir(args)
+    clients = aws.S3Clients.of_session(sess, cfg.data.source_bucket, cfg.data.source_region,
+                                       cfg.data.source_endpoint_url)
+    if args.from_parts:
+        done = shard_job.finished(clients.for_uri(args.skip_in), args.skip_in) if args.skip_in else {}
+        for index in shard_job.run_parts(Path(args.from_parts), Path(args.out), clients, cfg.data.source_bucket,
+                                         args.shard_mb, args.split_seed, done):
+            print(f"part {index['part']}: {len(index['shards'])} shards ({index['skipped']} already finished)")
+        return 0
+    ids = _ids(args, clients)
+    out = args.out or f"{cfg.s3_base}/shards/"
+    if not out.startswith("s3://"):
+        raise ConfigError("--out: the job writes its shards to an s3:// prefix (a folder: use --from-dir)")
+    req = shard_job.start(aws.client(sess, "sagemaker"), aws.client(sess, "s3"), cfg,
+                          image_uri(cfg, aws.client(sess, "ecr"), "training"), ids, out, args.instance_count,
+                          args.instance_type or shard_job.DEFAULT_INSTANCE, args.shard_mb, args.split_seed)
+    parts = req["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    print(f"shards: processing job {req['ProcessingJobName']}: {len(ids):,} bins in part files under {parts}, "
+          f"{args.instance_count} instances -> {out}")
+    return 0
+
+
+def _ids(args, clients) -> list[str]:
+    if args.manifest:
+        m = manifest.read(clients.for_uri(args.manifest), args.manifest)
+        return [manifest.bin_id(k) for k in m.keys]
+    if args.prefix:
+        return [manifest.bin_id(k) for k in manifest.list_images(clients.for_uri(args.prefix), args.prefix).keys]
+    if args.file_list or args.ids:
+        return read_ids(args.file_list or "", args.ids or "")
+    raise ConfigError("give the bins: --from-dir DIR, or --manifest / --file-list / --ids / --prefix for a job")
+
+
+def _from_dir(args) -> int:
     source, out = Path(args.from_dir), Path(args.out)
     if not (source / "images").is_dir():
         raise ConfigError(f"--from-dir {source}: no images/ folder (the ABID layout: images/<id>.jpg, "

@@ -130,16 +130,19 @@ def write_shard(path: Path, bins: list[BinSource]) -> dict:
 
 
 def write_part(bins: Iterable[BinSource], out: Path, part: str = "00000", shard_mb: float = 150, seed: int = 0,
-               fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> dict:
-    """Every shard of one part (``<split>-<part>-<n>.tar``), skipping the finished ones; the part's
-    index (``index-<part>.json``) with what was skipped and written."""
+               fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, done: dict[str, dict] | None = None) -> dict:
+    """Every shard of one part (``<split>-<part>-<n>.tar``), skipping the finished ones (here, or
+    in ``done``: {shard name: its entry}, e.g. a job's earlier output in S3); the part's index
+    (``index-<part>.json``) with what was skipped and written."""
     out.mkdir(parents=True, exist_ok=True)
     shards, skipped = [], 0
     for split, groups in plan(bins, int(shard_mb * 1_000_000), seed, fractions).items():
         for n, group in enumerate(groups):
             path = out / f"{split}-{part}-{n:05d}.tar"
             side = path.with_name(path.name + ".json")
-            if path.is_file() and side.is_file():
+            if (done or {}).get(path.name):
+                entry, skipped = done[path.name], skipped + 1
+            elif path.is_file() and side.is_file():
                 entry, skipped = json.loads(side.read_text()), skipped + 1
             else:
                 entry = write_shard(path, group)
