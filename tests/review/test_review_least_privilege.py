@@ -1,5 +1,6 @@
-"""The labelling policy, least privilege by denial: `review export` of an audit kept in S3 and
-`review import` uploading people's counts, against a real Label Studio, run as an IAM user
+"""The labelling policy, least privilege by denial: `review export` of bins picked to teach (the
+scoring pass reading the audited model from the stack's training output), `review export` of an
+audit's recount list kept in S3 and `review import` uploading people's counts, against a real Label Studio, run as an IAM user
 holding exactly that policy with moto's IAM enforcement on. Every recorded call is held
 against the policy; each statement, removed, makes a command fail with AccessDenied. The
 labelling commands hold no production right (no registry, no endpoint, no role to pass)."""
@@ -21,15 +22,17 @@ from orchestrate.audit.join import Row
 from orchestrate.audit.report import write_csv
 from orchestrate.review.labelstudio import LabelStudio
 from orchestrate.review.tasks import FROM_NAME, TO_NAME
+from devtools.random_model import model_archive
 
 pytestmark = pytest.mark.slow
 
 POLICY = stack_policies()["labelling"]
+MODEL_KEY = "exp1/output/train-1/output/model.tar.gz"  # where a training job of the stack leaves it
 _rounds = iter(range(1000))
 
 
 @pytest.fixture
-def labelling(aws, moto_server, label_studio, synthetic_bins, tmp_path, monkeypatch, capsys):
+def labelling(aws, moto_server, label_studio, synthetic_bins, random_model_dir, tmp_path, monkeypatch, capsys):
     """An audit of 4 bins to recount in the stack's bucket (photos under Label Studio's root);
     returns scenario(policy): export, a person answers, import, as a principal with ``policy``."""
     url, token, root = label_studio
@@ -46,6 +49,7 @@ def labelling(aws, moto_server, label_studio, synthetic_bins, tmp_path, monkeypa
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="models")
     s3.upload_file(str(tmp_path / "audit.csv"), "models", "exp1/audit/a1/audit.csv")
+    s3.put_object(Bucket="models", Key=MODEL_KEY, Body=model_archive(random_model_dir))
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
     ls = LabelStudio(url, token)
 
@@ -57,6 +61,9 @@ def labelling(aws, moto_server, label_studio, synthetic_bins, tmp_path, monkeypa
         sess = record(principal(policy, f"labeller-{project.split()[-1]}"))
         capsys.readouterr()
         with enforced(moto_server):
+            if cli.main(["review", "export", *settings, "--audit", "s3://models/exp1/audit/a1", "--purpose", "training",
+                         "--strategy", "typical", "--budget", "2", "--model", f"s3://models/{MODEL_KEY}"], session=sess):
+                return False, sess.api_calls, capsys.readouterr().err
             if cli.main(["review", "export", *settings, "--audit", "s3://models/exp1/audit/a1"], session=sess):
                 return False, sess.api_calls, capsys.readouterr().err
             for t in ls.tasks(ls.project(project, "<View/>")):   # the person (Label Studio's API, not AWS)
@@ -71,7 +78,8 @@ def labelling(aws, moto_server, label_studio, synthetic_bins, tmp_path, monkeypa
 def test_export_and_import_run_with_exactly_the_labelling_policy_and_need_every_statement(labelling):
     ok, calls, err = labelling(POLICY)
     assert ok, err
-    assert {f"{s}:{o}" for s, o, _ in calls} == {"s3:GetObject", "s3:PutObject"}
+    # HeadObject: the model's download asks its size first (IAM authorizes it as s3:GetObject)
+    assert {f"{s}:{o}" for s, o, _ in calls} == {"s3:GetObject", "s3:HeadObject", "s3:PutObject"}
     assert [str(r) for r in denied(POLICY, requests(calls))] == []
     assert shape(requests(calls)) == []  # each ARN of a type AWS says its action takes
     found = sweep(POLICY, labelling)
