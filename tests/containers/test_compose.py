@@ -64,7 +64,7 @@ def test_compose_up_runs_the_loop_and_the_client_exits_0_with_counts(training_im
         assert len(answers) == 6, client
         # the runtime emulator captured every answer, and the monitor read each one back
         assert any(line.strip() == "monitor: 6 answers read back from the data capture" for line in client), client
-        assert any(line.strip().startswith("drift: no (6 answers") for line in client), client
+        assert any(line.strip().startswith("drift: not judged (6 answers") for line in client), client
         trained = docker("run", "--rm", "-v", f"{project}_ml-model:/m:ro", "--entrypoint", "ls",
                          serving_image, "/m").stdout.split()
         assert {"model.onnx", "model.json"} <= set(trained)
