@@ -16,7 +16,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bincounter.serving.handler import Instance, ModelHandler
 from bincounter.serving.session import embed_batches
 from orchestrate.review.picks import Pool
 from orchestrate.review.tasks import Recount
@@ -38,6 +37,10 @@ class Scored:
 def score(model_dir: Path, bins: Sequence[tuple[str, str]], read: Callable[[str], bytes],
           threads: int = 2) -> Scored:
     """``bins``: (bin id, photo) pairs; ``read`` turns a photo's location into its bytes."""
+    # imported here: the CLI also runs in the training image (the monitor's job, compose's client),
+    # which has no web server for serving.handler's error table to import
+    from bincounter.serving.handler import Instance, ModelHandler
+
     handler = ModelHandler.load(model_dir, intra_op_threads=threads)
     ids, arrays, probs, embs, bad = [], [], [], [], []
 

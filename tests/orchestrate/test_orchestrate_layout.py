@@ -95,3 +95,22 @@ def test_the_concerns_import_each_other_without_a_cycle():
 def test_no_module_is_over_300_lines():
     long = {name(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
     assert not long, long
+
+
+def test_the_cli_imports_where_the_training_image_runs_it_without_a_web_server_or_scikit_learn():
+    """The monitor's scheduled job and compose's client run `python -m orchestrate` in the training
+    image, which has no gunicorn or Flask (the serving image's) and no scikit-learn. Fails if a
+    module the CLI imports reached bincounter.serving.handler (whose error table imports gunicorn)
+    or sklearn at module level, as orchestrate.review.pool once did."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('gunicorn', 'flask', 'sklearn'):\n"
+            "            raise ImportError('not in the training image: ' + name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import orchestrate.cli\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
