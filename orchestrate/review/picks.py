@@ -116,11 +116,20 @@ def typical(pool: Pool, budget: int, seed: int) -> list[int]:
         members = np.flatnonzero(labels == cluster)
         if len(members) == 0:
             continue
-        d = np.linalg.norm(x[members, None, :] - x[None, members, :], axis=2)
-        near = np.sort(d, axis=1)[:, 1:TYPICAL_NEIGHBOURS + 1]  # itself (0) left out
-        spread = near.mean(axis=1) if near.shape[1] else np.zeros(len(members))
-        picks.append(int(members[np.argmin(spread)]))
+        picks.append(int(members[np.argmin(_spread(x[members]))]))
     return picks
+
+
+def _spread(x: np.ndarray) -> np.ndarray:
+    """Each point's mean distance to its TYPICAL_NEIGHBOURS nearest others (memory: points x
+    neighbours, never points x points: a cluster of a big pool holds thousands)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    if len(x) == 1:
+        return np.zeros(1)
+    n = min(TYPICAL_NEIGHBOURS + 1, len(x))
+    distances, _ = NearestNeighbors(n_neighbors=n).fit(x).kneighbors(x)
+    return distances[:, 1:].mean(axis=1)  # the first neighbour is the point itself
 
 
 def mixed(pool: Pool, budget: int, seed: int) -> list[int]:

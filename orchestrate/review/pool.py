@@ -10,18 +10,21 @@ left out of the pool and named, never a crash.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from bincounter.labels import DEFAULT_RANGE
 from bincounter.serving.session import embed_batches
 from orchestrate.review.picks import Pool
 from orchestrate.review.tasks import Recount
 
 log = logging.getLogger(__name__)
 BATCH = 64
+READERS = 16
 
 
 @dataclass(frozen=True)
@@ -42,25 +45,29 @@ def score(model_dir: Path, bins: Sequence[tuple[str, str]], read: Callable[[str]
     from bincounter.serving.handler import Instance, ModelHandler
 
     handler = ModelHandler.load(model_dir, intra_op_threads=threads)
-    ids, arrays, probs, embs, bad = [], [], [], [], []
+    ids, probs, embs, bad = [], [], [], []
 
-    def run() -> None:
-        if arrays:
-            p, e = embed_batches(handler.session, np.stack(arrays))
-            probs.append(p)
-            embs.append(e)
-            arrays.clear()
-
-    for bin_id, photo in bins:
+    def load(item: tuple[str, str]):
+        bin_id, photo = item
         try:
-            arrays.append(handler.preprocess([Instance(read(photo))])[0])
+            return handler.preprocess([Instance(read(photo))])[0]
         except Exception as exc:  # any photo's failure is that photo's row, named below
-            bad.append((bin_id, f"{photo}: {type(exc).__name__}: {exc}"))
-            continue
-        ids.append(bin_id)
-        if len(arrays) == BATCH:
-            run()
-    run()
+            return f"{photo}: {type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(READERS) as readers:  # S3 photos: a GET each, several in flight
+        for start in range(0, len(bins), BATCH):
+            chunk = bins[start:start + BATCH]
+            arrays = []
+            for (bin_id, _), got in zip(chunk, readers.map(load, chunk)):
+                if isinstance(got, str):
+                    bad.append((bin_id, got))
+                else:
+                    ids.append(bin_id)
+                    arrays.append(got)
+            if arrays:
+                p, e = embed_batches(handler.session, np.stack(arrays))
+                probs.append(p)
+                embs.append(e)
     for bin_id, why in bad:
         log.warning("scoring pass: bin %s left out of the pool: %s", bin_id, why)
     width = len(handler.classes)
@@ -76,5 +83,5 @@ def pool_of(audited: Sequence[Recount], recount_list: Sequence[str], scored: Sco
     ids = scored.ids if scored is not None else tuple(rows)
     return Pool(ids, np.array([rows[i].expected or 0 for i in ids]),
                 np.array([rank.get(i, np.inf) for i in ids], dtype=float),
-                scored.counts if scored is not None else (1, 2, 3, 4, 5),
+                scored.counts if scored is not None else tuple(DEFAULT_RANGE.counts),
                 None if scored is None else scored.probabilities, None if scored is None else scored.embedding)
