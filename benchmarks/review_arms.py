@@ -112,6 +112,6 @@ def calibration_from_recounts(model_dir: Path, candidates: list, test: list, siz
 def _point(m: dict, unmet) -> dict:
     return {"auto_share": m["auto_share"], "false_match": m["false_match_rate"],
             "false_mismatch": m["false_mismatch_rate"],
-            "per_count_auto": {c: m["per_expected"][str(c)]["auto_share"] for c in COUNTS},
+            "per_count_auto": {str(c): m["per_expected"][str(c)]["auto_share"] for c in COUNTS},
             "unmet": [{"count": c, "verdict": v, "asks": n, "needs": need} for c, v, n, need in unmet]}
 
