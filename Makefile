@@ -75,7 +75,7 @@ bench-monitor: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_monitor $(BENCH_ARGS)
 
 # which bins teach: picking strategies against random, thresholds from recounts, on
-# ../shared/data/abid-sample (docs/reviews.md "Which bins teach"). The default is a subset (~1 h on
+# ../shared/data/abid-sample (docs/reviews.md "Which bins teach"). The default is a subset (~20 min on
 # 2 quiet cores); the full grid and the cleaning arm: BENCH_ARGS="--budgets 100 300 600 --strategies
 # random recount-head per-count margin typical mixed --arms grid calibration cleaning" (hours)
 .PHONY: bench-review

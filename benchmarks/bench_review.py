@@ -1,6 +1,6 @@
 """Which bins teach, and what recounts fix: every picking strategy against random, on the real sample.
 
-    python -m benchmarks.bench_review                                    # make bench-review (~1 h: random, margin, B 300)
+    python -m benchmarks.bench_review                                    # make bench-review (~20 min: random, margin, B 300)
     python -m benchmarks.bench_review --budgets 100 300 600 --seeds 0 1 2 3 \\
         --strategies random recount-head per-count margin typical mixed   # the full grid (hours)
 
@@ -45,7 +45,7 @@ from bincounter.metadata import scan_dataset
 from devtools.local_toolkit import SAMPLE
 from orchestrate.review.picks import STRATEGIES, pick
 
-# `make bench-review`'s default (~1 h on 2 cores at 6x112): the shipped strategy against the one to switch to
+# `make bench-review`'s default (~20 min on 2 quiet cores at 6x112): the shipped strategy against the one to switch to
 QUICK = {"budgets": [300], "seeds": [0, 1, 2, 3], "strategies": ["random", "margin"]}
 
 
