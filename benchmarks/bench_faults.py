@@ -27,8 +27,6 @@ CONCERNS = ("serving", "lambda", "audit", "review", "monitor", "training")
 
 def serving_model(work: Path) -> Path:
     """A random-weight ResNet50 at 224 px and its int8 twin, served as the product serves them."""
-    import dataclasses as dc
-
     import numpy as np
 
     from bincounter.modelcard import MODEL_INT8_ONNX, ModelCard
@@ -38,7 +36,7 @@ def serving_model(work: Path) -> Path:
     model = random_model(work / "resnet50", arch="resnet50", size=224)
     calibration = np.random.default_rng(0).random((16, 3, 224, 224), dtype=np.float32)
     write_int8(model / "model.onnx", {model / MODEL_INT8_ONNX: Recipe(images=16)}, calibration)
-    dc.replace(ModelCard.read(model), onnx_file=MODEL_INT8_ONNX).write(model)
+    dataclasses.replace(ModelCard.read(model), onnx_file=MODEL_INT8_ONNX).write(model)
     return model
 
 

@@ -22,13 +22,23 @@ def rows_of(folder: Path) -> list[dict]:
     return list(csv.DictReader((folder / "audit.csv").open()))
 
 
+def _number(key: str) -> int:
+    """The bin number in an object's name (``.../00030.jpg.out`` -> 30)."""
+    return int("".join(ch for ch in Path(key).name if ch.isdigit()) or 0)
+
+
+def _broken(keys, suffix: str) -> set[str]:
+    """The bins whose ``suffix`` object the rule below never lets through."""
+    return {Path(k).name.split(".")[0] for k in keys if k.endswith(suffix) and _number(k) % 10 == 0}
+
+
 def _flaky_and_broken(suffix: str):
     """Every third object of ``suffix`` fails twice with SlowDown, then answers; every tenth fails
     every attempt with InternalError (botocore's standard mode gives up after its 10 attempts)."""
     def rule(key: str, attempt: int) -> str | None:
         if not key.endswith(suffix):
             return None
-        n = int("".join(ch for ch in Path(key).name if ch.isdigit()) or 0)
+        n = _number(key)
         if n % 10 == 0:
             return "InternalError"
         return "SlowDown" if n % 3 == 0 and attempt <= 2 else None
@@ -62,8 +72,7 @@ def s3_errors_cloud(stack: Stack) -> Row:
     finally:
         faults.off(stack.session)
     seconds = time.monotonic() - t0
-    broken = {Path(k).name.split(".")[0] for k, n in faults.attempts.items() if k.endswith(".out")
-              and int("".join(ch for ch in Path(k).name if ch.isdigit()) or 0) % 10 == 0}
+    broken = _broken(faults.attempts, ".out")
     ok, what = _compare(rows_of(clean), rows_of(faulty), broken, (UNREAD,))
     t1 = time.monotonic()
     code2 = stack.orchestrate("audit", "--poll-seconds", "0", "--job", stack.job, "--out", str(again))
@@ -97,8 +106,7 @@ def s3_errors_local(stack: Stack) -> Row:
             code2 = audit(again)
         finally:
             stop(proc)
-    broken = {Path(k).stem for k in faults.attempts if k.endswith(".json")
-              and int("".join(ch for ch in Path(k).name if ch.isdigit()) or 0) % 10 == 0}
+    broken = _broken(faults.attempts, ".json")
     ok, what = _compare(rows_of(clean), rows_of(faulty), broken, ("InternalError", "SlowDown"))
     complete = (again / "audit.csv").read_bytes() == (clean / "audit.csv").read_bytes()
     row.did = f"exit {code}; {what}; injected {faults.injected}; again: exit {code2}, identical: {complete}"

@@ -18,30 +18,26 @@ from devtools.local_serve import launch_serve, stop, wait_for_ping
 INVOCATION_LIMIT_S = 60.0
 
 
-def children(pid: int) -> list[int]:
-    """The live (not zombie) child processes of ``pid``: gunicorn's workers under its master."""
+def _child_states(pid: int) -> list[tuple[int, str]]:
+    """(pid, state letter) of every child process of ``pid``, from /proc."""
     out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                out.append(int(entry))
-    return sorted(out)
-
-
-def zombies(pid: int) -> int:
-    n = 0
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        n += int(fields[1]) == pid and fields[0] == "Z"
-    return n
+        if int(fields[1]) == pid:
+            out.append((int(entry), fields[0]))
+    return sorted(out)
+
+
+def children(pid: int) -> list[int]:
+    """The live (not zombie) child processes of ``pid``: gunicorn's workers under its master."""
+    return [p for p, state in _child_states(pid) if state != "Z"]
+
+
+def zombies(pid: int) -> int:
+    return sum(state == "Z" for _, state in _child_states(pid))
 
 
 def post(url: str, body: bytes, timeout: float = INVOCATION_LIMIT_S) -> int:
