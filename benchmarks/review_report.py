@@ -52,6 +52,24 @@ def grid_table(runs: list[dict]) -> list[str]:
     return lines
 
 
+def recounts_table(runs: list[dict]) -> list[str]:
+    """Recount answers in training: as they are, capped per count, or left out (``none``)."""
+    none = [r for r in runs if r["variant"] == "none"]
+    lines = ["| recount answers | seeds | added (counts 1/2/3/4/5) | accuracy % mean ± sd | vs none (pp, mean ± sd) "
+             "| RMSE | auto % |", "|---|---|---|---|---|---|---|"]
+    for variant in dict.fromkeys(r["variant"] for r in runs):
+        rs = [r for r in runs if r["variant"] == variant]
+        acc = [r["accuracy"] for r in rs]
+        vs = ""
+        if variant != "none" and none:
+            m, s, beyond = paired(rs, none, "accuracy")
+            vs = f"{m * 100:+.1f} ± {_pct(s)}{' **beyond the spread**' if beyond else ''}"
+        mix = "/".join(f"{mean(r['recount_counts'][c] for r in rs):.0f}" for c in COUNTS)
+        lines.append(f"| {variant} | {len(rs)} | {mix} | {_pct(mean(acc))} ± {_pct(_sd(acc))} | {vs} "
+                     f"| {mean(r['rmse'] for r in rs):.3f} | {_pct(mean(r['auto_share'] for r in rs))} |")
+    return lines
+
+
 def cleaning_table(runs: list[dict]) -> list[str]:
     budgets = sorted({int(b) for r in runs for b in r["found"]["recount-head"]}, key=int)
     lines = [f"{len(runs)} seeds; {runs[0]['noise']:.0%} of the pool's records one count off: "
@@ -98,6 +116,10 @@ def report(results: dict) -> str:
     out = []
     if results.get("grid"):
         out += ["## Which bins teach: strategies against random", "", *grid_table(results["grid"]), ""]
+    if results.get("recounts"):
+        b = results["recounts"][0]["B"]
+        out += [f"## Recount answers in training (beside {b} random training picks)", "",
+                *recounts_table(results["recounts"]), ""]
     if results.get("cleaning"):
         out += ["## What recounts fix: the cleaning arm", "", *cleaning_table(results["cleaning"]), ""]
     if results.get("calibration"):
