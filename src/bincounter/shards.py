@@ -17,7 +17,8 @@ shard depends on is the bin itself:
   is in exactly one shard or in that list.
 
 The index (``index-<part>.json``, and ``shards.json`` over every part in the folder) gives per
-shard its bins, its counts per class, its bytes and its sha256. Stdlib and Pillow only.
+shard its bins with each one's count and photo's place in the tar, its counts per class, its
+bytes and its sha256. Stdlib and Pillow only.
 """
 
 from __future__ import annotations
@@ -94,17 +95,21 @@ def _check_photo(data: bytes) -> None:
         im.verify()
 
 
-def _member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _member(tar: tarfile.TarFile, name: str, data: bytes) -> int:
+    """Adds ``name``; returns where its bytes start in the tar (after its one 512-byte header:
+    USTAR, and ids far under its 100-character name limit)."""
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644  # no time: the same bins make the same bytes
+    start = tar.offset + tarfile.BLOCKSIZE
     tar.addfile(info, io.BytesIO(data))
+    return start
 
 
 def write_shard(path: Path, bins: list[BinSource]) -> dict:
     """One tar (written to a temporary name, then moved) and its index entry beside it."""
     tmp = path.with_name(path.name + ".tmp")
     counts: Counter = Counter()
-    written, unreadable = [], []
+    written, labels, photos, unreadable = [], [], [], []
     with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for b in bins:
             try:
@@ -114,13 +119,17 @@ def write_shard(path: Path, bins: list[BinSource]) -> dict:
             except (OSError, MetadataError, ValueError, SyntaxError) as exc:  # PIL says SyntaxError for some
                 unreadable.append({"bin_id": b.bin_id, "reason": f"{type(exc).__name__}: {exc}"})
                 continue
-            _member(tar, f"{b.bin_id}.jpg", photo)
+            photos.append([_member(tar, f"{b.bin_id}.jpg", photo), len(photo)])
             _member(tar, f"{b.bin_id}.json", json.dumps({"count": count, "metadata": json.loads(raw)},
                                                         sort_keys=True).encode())
             counts[count] += 1
             written.append(b.bin_id)
+            labels.append(count)
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    entry = {"shard": path.name, "bins": written, "n": len(written), "counts": {str(c): counts[c] for c in sorted(counts)},
+    # per bin, aligned with "bins": its count, and its photo's [offset, size] in the tar (a
+    # reader can plan and split a run, and open one photo, without reading the tars)
+    entry = {"shard": path.name, "bins": written, "labels": labels, "photos": photos, "n": len(written),
+             "counts": {str(c): counts[c] for c in sorted(counts)},
              "bytes": tmp.stat().st_size, "sha256": digest, "unreadable": unreadable}
     tmp.replace(path)
     side = path.with_name(path.name + ".json")

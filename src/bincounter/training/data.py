@@ -14,11 +14,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from bincounter.labels import CountRange
 from bincounter.metadata import NoUsableDataError, Sample, scan_dataset
 from bincounter.preprocess import ImageDecodeError, PreprocessSpec, decode_image, preprocess
-from bincounter.split import stratified_split, write_manifest
+from bincounter.split import SPLITS, stratified_split, write_manifest
 from bincounter.training.distributed import World
 from bincounter.training.environment import TrainingEnv
+from bincounter.training.hyperparameters import HyperparameterError
 from bincounter.training.recipe import Head, augment_bin
 from bincounter.training.relabel import Provenance, apply_labels, drop_golden, golden_ids
+from bincounter.training.shardset import MemberPath, ShardStream, holds_shards, scan_shards
 
 log = logging.getLogger(__name__)
 SHARDED = "ShardedByS3Key"
@@ -135,7 +137,13 @@ def load_splits(env: TrainingEnv, count_range: CountRange, write: bool,
     prov = Provenance()
     # with people's counts, a bin recorded outside the range may hold a count inside it
     scan_all = outside or "labels" in env.channels
-    scanned, _ = scan_dataset(env.channels["training"], ALL_COUNTS if scan_all else count_range)
+    shards = scan_shards(env.channels["training"]) if holds_shards(env.channels["training"]) else None
+    if shards is not None:  # the shards' index says each bin's split and count
+        scanned = [s for name in SPLITS for s in shards[name] if scan_all or count_range.contains(s.count)]
+        if not scanned:
+            raise NoUsableDataError(f"{env.channels['training']}: no bin in the shards has a count in {count_range}")
+    else:
+        scanned, _ = scan_dataset(env.channels["training"], ALL_COUNTS if scan_all else count_range)
     golden = golden_ids(env.channels["golden"], prov) if "golden" in env.channels else frozenset()
     if "labels" in env.channels:
         scanned = apply_labels(scanned, env.channels["labels"], count_range, outside, prov, golden)
@@ -158,7 +166,13 @@ def load_splits(env: TrainingEnv, count_range: CountRange, write: bool,
     fv = 0.0 if "validation" in given else hp.val_fraction
     ft = 0.0 if "test" in given else hp.test_fraction
     labels = {s.id: s.count for s in train}
-    split = stratified_split(labels, hp.seed, (1 - fv - ft, fv, ft))
+    if shards is not None:  # the shards' own split; a given validation or test channel's bins train instead
+        given_split = {s.id: name for name in SPLITS for s in shards[name]}
+        split = {name: [s.id for s in train if (given_split[s.id] if given_split[s.id] not in given else "train")
+                        == name] for name in SPLITS}
+        fv, ft = (len(split[n]) / len(train) for n in SPLITS[1:])
+    else:
+        split = stratified_split(labels, hp.seed, (1 - fv - ft, fv, ft))
     by_id = {s.id: s for s in train}
     splits = {"train": [by_id[i] for i in split["train"]] + extra,
               "validation": given.get("validation") or [by_id[i] for i in split["validation"]],
@@ -192,6 +206,16 @@ def make_loaders(env: TrainingEnv, splits: dict[str, list[Sample]], spec: Prepro
         channel = "training" if name == "train" or name not in env.channels else name
         rank, size = (0, 1) if env.distribution.get(channel) == SHARDED else (world.rank, world.size)
         train = name == "train"
+        if train and samples and isinstance(samples[0].image_path, MemberPath):
+            if hp.balanced_sampling:
+                raise HyperparameterError("balanced-sampling draws from every bin at random: a channel of shards "
+                                          "is read as a stream; train without it, or from loose files")
+            stream = ShardStream(samples, spec, head.index, hp.batch_size, hp.seed, loader_workers, rank, size,
+                                 augment=augment_bin if hp.augment else None)
+            # not persistent: each epoch's workers start from the stream's epoch and resume point
+            samplers[name], loaders[name] = stream, DataLoader(stream, batch_size=None, num_workers=loader_workers,
+                                                               pin_memory=pin_memory)
+            continue
         sampler = EpochSampler([head.index(s.count) for s in samples], hp.batch_size,
                                hp.seed, shuffle=train, balanced=train and hp.balanced_sampling,
                                rank=rank, world=size, pad=train)
