@@ -98,6 +98,12 @@ audit: $(STAMP)
 
 # Image builds from the whole wheelhouse (the old root context) against each image's own context,
 # side by side: bytes sent, seconds cold (--no-cache) and warm (docs/testing.md; ~15 min, needs Docker)
+# The whole bucket's data path (docs/training.md "Training on the whole bucket"): shards made and
+# read against loose files on ../shared/data/abid-sample, and the 535k projection (~1 min)
+.PHONY: bench-data
+bench-data: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_data $(BENCH_ARGS)
+
 .PHONY: bench-builds
 bench-builds: $(STAMP) wheels
 	$(BIN)/python -m benchmarks.bench_builds $(BENCH_ARGS)

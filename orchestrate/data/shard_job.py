@@ -29,6 +29,9 @@ IDS_PER_PART = 20_000
 # an ABID photo and its metadata, on average (~43 KB + ~2 KB): how many bins make a shard of
 # shard_mb when sizes are not listed first (a HEAD per bin would double the requests)
 MEAN_BIN_BYTES = 45_000
+# bins fetched at once by an instance (two GETs a bin): latency-bound, not CPU-bound, up to the
+# boto3 client's pool of 32 connections (make bench-data: ~17 bins/s with one)
+READERS = 16
 # network-bound work (GETs from the source bucket, PUTs of the shards at the end): a small instance
 DEFAULT_INSTANCE = "ml.m5.large"
 
@@ -106,4 +109,4 @@ def run_parts(parts_dir: Path, out: Path, clients: S3Clients, source: str, shard
               done: dict[str, dict]) -> list[dict]:
     """What one instance does: each part file it was given -> that part's shards and index."""
     return [write_part(s3_bins(p.read_text().split(), clients, source), out, p.stem.removeprefix("part-"),
-                       shard_mb, seed, done=done) for p in sorted(parts_dir.glob("part-*.txt"))]
+                       shard_mb, seed, done=done, readers=READERS) for p in sorted(parts_dir.glob("part-*.txt"))]
