@@ -115,6 +115,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--instance-count", type=int, default=2, help="the job's instances (default 2)")
     s.add_argument("--instance-type", help="the job's instance type (default ml.m5.large)")
     s.add_argument("--skip-in", metavar="S3URI", help=argparse.SUPPRESS)  # the job's output: finished shards
+    s.add_argument("--bins", metavar="DIR", help=argparse.SUPPRESS)  # the local job's step: bins in a folder
+    s.add_argument("--host-share", metavar="PATH", help=argparse.SUPPRESS)  # ... its parts by resourceconfig.json
+    s.add_argument("--local", action="store_true",
+                   help="with --from-dir: the Processing job under the SageMaker SDK's local mode (--instance-count)")
+    s.add_argument("--local-root", default=LOCAL_ROOT, help=f"local mode's job folders (default {LOCAL_ROOT})")
     s.add_argument("--shard-mb", type=float, default=150, help="about this many MB per shard (default 150)")
     s.add_argument("--split-seed", type=int, default=0, help="a bin's split is a hash of this and its id")
 

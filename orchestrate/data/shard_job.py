@@ -105,8 +105,27 @@ def s3_bins(ids: list[str], clients: S3Clients, source: str) -> list[BinSource]:
             for i in ids]
 
 
-def run_parts(parts_dir: Path, out: Path, clients: S3Clients, source: str, shard_mb: float, seed: int,
-              done: dict[str, dict]) -> list[dict]:
-    """What one instance does: each part file it was given -> that part's shards and index."""
-    return [write_part(s3_bins(p.read_text().split(), clients, source), out, p.stem.removeprefix("part-"),
-                       shard_mb, seed, done=done, readers=READERS) for p in sorted(parts_dir.glob("part-*.txt"))]
+def folder_bins_of(ids: list[str], root: Path) -> list[BinSource]:
+    """The bins of ``ids`` in an ABID-layout folder (the local-mode job's input): a missing file
+    is that bin's reason in its shard's entry, as a missing key is from S3."""
+    def reader(path: Path):
+        return path.read_bytes
+
+    return [BinSource(i, MEAN_BIN_BYTES, reader(root / "images" / f"{i}.jpg"), reader(root / "metadata" / f"{i}.json"))
+            for i in ids]
+
+
+def host_share(parts: list[Path], resource_config: Path) -> list[Path]:
+    """This host's share of ``parts`` by its place among the job's hosts: what ShardedByS3Key
+    does in the cloud, done by the instance where the input is replicated (the SDK's local mode
+    takes FullyReplicated only)."""
+    config = json.loads(resource_config.read_text())
+    hosts = sorted(config["hosts"])
+    return sorted(parts)[hosts.index(config["current_host"])::len(hosts)]
+
+
+def run_parts(parts: list[Path], out: Path, bins_of, shard_mb: float, seed: int, done: dict[str, dict]) -> list[dict]:
+    """What one instance does: each part file it was given -> that part's shards and index;
+    ``bins_of(ids)`` says where its bins are read (``s3_bins``, ``folder_bins_of``)."""
+    return [write_part(bins_of(p.read_text().split()), out, p.stem.removeprefix("part-"),
+                       shard_mb, seed, done=done, readers=READERS) for p in sorted(parts)]

@@ -5,6 +5,8 @@
 - ``--manifest S3URI | --file-list F | --ids F | --prefix S3URI`` ``--instance-count N``: a
   SageMaker Processing job on the training image (``shard_job``), shards under ``--out`` S3URI
   (default ``s3://BUCKET/PREFIX/shards/``);
+- ``--from-dir DIR --out DIR --local [--instance-count N]``: the same job under the SageMaker
+  SDK's local mode, on the training image, its instances reading the folder;
 - ``--from-parts DIR --out DIR``: what each instance of that job runs on the part files it got.
 """
 
@@ -16,23 +18,24 @@ from bincounter.shards import folder_bins, merge_indexes, read_back, write_part
 from orchestrate.core import aws
 from orchestrate.core.config import Config, ConfigError
 from orchestrate.core.ids import read_ids
-from orchestrate.core.images import image_uri
+from orchestrate.core.images import image_uri, local_image
 from orchestrate.data import manifest, shard_job
 
 
 def cmd_shards(args, cfg: Config, sess) -> int:
     if (args.from_dir or args.from_parts) and not args.out:
         raise ConfigError("--out DIR: where the shards go")
+    if args.from_dir and args.local:
+        return _local_job(args, cfg)
     if args.from_dir:
         return _from_dir(args)
+    if args.from_parts and args.bins:  # an instance of the local-mode job: its bins in a folder
+        return _parts(args, lambda ids: shard_job.folder_bins_of(ids, Path(args.bins)), {})
     clients = aws.S3Clients.of_session(sess, cfg.data.source_bucket, cfg.data.source_region,
                                        cfg.data.source_endpoint_url)
     if args.from_parts:
         done = shard_job.finished(clients.for_uri(args.skip_in), args.skip_in) if args.skip_in else {}
-        for index in shard_job.run_parts(Path(args.from_parts), Path(args.out), clients, cfg.data.source_bucket,
-                                         args.shard_mb, args.split_seed, done):
-            print(f"part {index['part']}: {len(index['shards'])} shards ({index['skipped']} already finished)")
-        return 0
+        return _parts(args, lambda ids: shard_job.s3_bins(ids, clients, cfg.data.source_bucket), done)
     ids = _ids(args, clients)
     out = args.out or f"{cfg.s3_base}/shards/"
     if not out.startswith("s3://"):
@@ -44,6 +47,26 @@ def cmd_shards(args, cfg: Config, sess) -> int:
     print(f"shards: processing job {req['ProcessingJobName']}: {len(ids):,} bins in part files under {parts}, "
           f"{args.instance_count} instances -> {out}")
     return 0
+
+
+def _parts(args, bins_of, done: dict) -> int:
+    parts = sorted(Path(args.from_parts).glob("part-*.txt"))
+    if args.host_share:
+        parts = shard_job.host_share(parts, Path(args.host_share))
+    for index in shard_job.run_parts(parts, Path(args.out), bins_of, args.shard_mb, args.split_seed, done):
+        print(f"part {index['part']}: {len(index['shards'])} shards ({index['skipped']} already finished)")
+    return 0
+
+
+def _local_job(args, cfg: Config) -> int:
+    from orchestrate.data import shard_local
+
+    source, out = Path(args.from_dir).resolve(), Path(args.out).resolve()
+    ids = sorted(b.bin_id for b in folder_bins(source))
+    root = Path(args.local_root).resolve() / aws.unique_name(cfg.aws.stack, "shards")
+    shard_local.shards(local_image(cfg, "training"), source, shard_job.parts_of(ids, args.instance_count), out,
+                      args.instance_count, args.shard_mb, args.split_seed, cfg.aws.region, root)
+    return _report(ids, out, f"a local Processing job on {args.instance_count} instances")
 
 
 def _ids(args, clients) -> list[str]:
@@ -64,15 +87,21 @@ def _from_dir(args) -> int:
                           "metadata/<id>.json)")
     bins = folder_bins(source)
     part = write_part(bins, out, "00000", args.shard_mb, args.split_seed)
+    return _report([b.bin_id for b in bins], out, f"{part['skipped']} already finished")
+
+
+def _report(ids: list[str], out: Path, note: str) -> int:
+    """``shards.json`` over every part, and the check that each bin is in exactly one shard (read
+    back from the tars) or listed unreadable."""
     index = merge_indexes(out)
     held = read_back(out)
     listed = {u["bin_id"] for u in index["unreadable"]}
-    missing = {b.bin_id for b in bins} - set(held) - listed
+    missing = set(ids) - set(held) - listed
     if missing:  # never expected: the writer lists what it cannot pack
         raise ConfigError(f"{len(missing)} bins neither in a shard nor listed unreadable, e.g. {sorted(missing)[0]}")
     t = index["totals"]
-    print(f"shards: {len(bins):,} bins -> {sum(v['shards'] for v in t.values())} shards in {out} "
-          f"({part['skipped']} already finished): " + ", ".join(f"{k} {v['bins']:,} bins in {v['shards']}"
-                                                             for k, v in t.items()))
+    print(f"shards: {len(ids):,} bins -> {sum(v['shards'] for v in t.values())} shards in {out} "
+          f"({note}): " + ", ".join(f"{k} {v['bins']:,} bins in {v['shards']}"
+                                                              for k, v in t.items()))
     print(f"unreadable: {len(listed)} (listed in {out / 'shards.json'} with the reason)")
     return 0

@@ -171,3 +171,33 @@ def test_the_network_guard_refuses_a_connection_beyond_loopback(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "netguard" in proc.stderr
     assert "BLOCKED DNS lookup of '192.0.2.1'" in (tmp_path / "netguard.log").read_text()
+
+
+def test_the_shard_job_in_local_mode_on_two_instances_makes_the_folder_paths_bins(training_image, tiny_bins,
+                                                                                   tmp_path):
+    """docs/training.md "Training on the whole bucket": each container takes its share of the part
+    files (orchestrate.data.shard_local: the SDK takes FullyReplicated inputs only)."""
+    from bincounter.training.shardset import scan_shards
+
+    cmd, env = orchestrate_cmd(tmp_path, "shards", "--from-dir", tiny_bins, "--out", tmp_path / "folder",
+                               "--shard-mb", "0.05")
+    assert subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300).returncode == 0
+    cmd, env = orchestrate_cmd(tmp_path, "shards", "--from-dir", tiny_bins, "--out", tmp_path / "job", "--local",
+                               "--instance-count", "2", "--shard-mb", "0.05", "--local-root", tmp_path / "local")
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    print(f"\nlocal shard job, 2 instances: {time.monotonic() - start:.0f} s")
+    assert proc.returncode == 0, out[-4000:]
+    # each container packed one part (compose prefixes a container's lines with its name);
+    # without the share in shard_job.host_share both pack both parts: 4 lines, and this fails
+    packed = [line for line in out.splitlines() if " shards (0 already finished)" in line]
+    assert len(packed) == 2 and len({line.split()[0] for line in packed}) == 2, packed
+    folder, job = scan_shards(tmp_path / "folder"), scan_shards(tmp_path / "job")
+    for split in folder:  # the same bins in the same splits, byte for byte, with the same counts
+        assert {s.id: (s.count, s.image_path.read_bytes()) for s in folder[split]} == \
+            {s.id: (s.count, s.image_path.read_bytes()) for s in job[split]}, split
+    assert sum(len(v) for v in job.values()) == 100
+    assert json.loads((tmp_path / "job" / "shards.json").read_text())["parts"] == ["00000", "00001"]
+    assert containers_of(tmp_path / "local") == []
+    assert_offline(tmp_path)
