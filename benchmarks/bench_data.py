@@ -35,7 +35,8 @@ from bincounter.preprocess import PreprocessSpec
 from bincounter.shards import folder_bins, merge_indexes, write_part
 from bincounter.training.data import BinDataset, EpochSampler, make_loader
 from bincounter.training.recipe import augment_bin
-from bincounter.training.shardset import ShardStream, scan_shards
+from bincounter.shards import scan_shards
+from bincounter.training.shardset import ShardStream
 from devtools.local_toolkit import SAMPLE
 from orchestrate.data.shard_job import READERS
 

@@ -28,6 +28,7 @@ import boto3
 from botocore.config import Config
 
 from bincounter.metadata import scan_dataset
+from bincounter.shards import holds_shards, scan_shards
 from bincounter.split import read_manifest
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.report and a.report.is_file():
         print(a.report.read_text())
     test_ids = set(read_manifest(a.split)["test"])
-    samples, _ = scan_dataset(a.channel)
+    # the channel as training read it: loose files, or shards (LAYOUT=shards) whose photos are tar members
+    samples = ([s for split in scan_shards(a.channel).values() for s in split] if holds_shards(a.channel)
+               else scan_dataset(a.channel)[0])
     images = [(s.id, s.image_path, s.count) for s in samples if s.id in test_ids][:a.n]
     if not images:
         print(f"no test images of {a.split} found in {a.channel}", file=sys.stderr)

@@ -18,7 +18,8 @@ shard depends on is the bin itself:
 
 The index (``index-<part>.json``, and ``shards.json`` over every part in the folder) gives per
 shard its bins with each one's count and photo's place in the tar, its counts per class, its
-bytes and its sha256. Stdlib and Pillow only.
+bytes and its sha256; ``scan_shards`` reads it back as ``Sample``s whose photos are tar members
+(training, the compose client). Stdlib and Pillow only.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from bincounter.metadata import MetadataError, parse_expected_quantity
+from bincounter.metadata import MetadataError, NoUsableDataError, Sample, parse_expected_quantity
 from bincounter.split import DEFAULT_FRACTIONS, SPLITS, split_of
 
 SHARDS_INDEX = "shards.json"
@@ -204,6 +205,52 @@ def read_back(out: Path) -> dict[str, str]:
                 raise ValueError(f"{path.name}: {photo} / {label} is not a bin's pair, or the bin is in two shards")
             found[stem] = path.name
     return found
+
+
+@dataclass(frozen=True)
+class MemberPath:
+    """A photo inside a tar, read like a file (``read_bytes``): what a ``Sample`` points at
+    when its channel holds shards."""
+    tar: Path
+    offset: int
+    size: int
+    name: str
+
+    def read_bytes(self) -> bytes:
+        with open(self.tar, "rb") as f:
+            f.seek(self.offset)
+            return f.read(self.size)
+
+    def __str__(self) -> str:
+        return f"{self.tar}#{self.name}"
+
+
+def holds_shards(channel: Path) -> bool:
+    return (channel / SHARDS_INDEX).is_file() or any(channel.glob("index-*.json"))
+
+
+def scan_shards(channel: Path) -> dict[str, list[Sample]]:
+    """Every bin of the channel's shards by split, in shard and tar order (from ``shards.json``,
+    or every part's ``index-*.json`` when the parts were never merged)."""
+    index = channel / SHARDS_INDEX
+    docs = [json.loads(index.read_text())] if index.is_file() else [
+        json.loads(p.read_text()) for p in sorted(channel.glob("index-*.json"))]
+    out: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+    missing = []
+    for shard in (s for d in docs for s in d["shards"]):
+        tar = channel / shard["shard"]
+        if not tar.is_file():
+            missing.append(shard["shard"])
+            continue
+        if "labels" not in shard:
+            raise NoUsableDataError(f"{index}: shard {shard['shard']} lists no count per bin: made by an older "
+                                    "`orchestrate shards`; make the shards again")
+        out[shard["split"]] += [Sample(i, MemberPath(tar, off, size, f"{i}.jpg"), c)
+                                for i, c, (off, size) in zip(shard["bins"], shard["labels"], shard["photos"])]
+    if missing:
+        raise NoUsableDataError(f"{channel}: the index names {len(missing)} shards the channel does not hold "
+                                f"(first: {missing[0]})")
+    return out
 
 
 def _replace(path: Path, text: str) -> None:

@@ -104,6 +104,28 @@ def test_two_hosts_profile_trains_with_ddp_and_both_ranks_end_equal(two_hosts_pr
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], logs[-3000:]
 
 
+def test_two_hosts_train_with_ddp_from_a_channel_of_shards_and_the_loop_answers(training_image, serving_image):
+    """LAYOUT=shards: docker-compose.yml's data service packs the bins into shards; each host
+    reads the stream of its shards (docs/training.md "Training on the whole bucket")."""
+    project = f"bincounter-test3-{os.getpid()}"
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "HOSTS": "algo-1,algo-2", "BINS": "100", "EPOCHS": "1",
+           "LAYOUT": "shards", "CLIENT_IMAGES": "3", "SERVE_PORT": str(free_port()), "LAMBDA_PORT": str(free_port())}
+    compose = ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "--profile", "two-hosts"]
+    try:
+        proc = subprocess.run([*compose, "up", "--no-build", "--exit-code-from", "client"], env=env,
+                              capture_output=True, text=True, timeout=1200)
+        logs = subprocess.run([*compose, "logs", "--no-color", "train", "train-algo-2"], env=env,
+                              capture_output=True, text=True, timeout=60).stdout
+    finally:
+        subprocess.run([*compose, "down", "--volumes", "--remove-orphans"], env=env, capture_output=True, timeout=180)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}\n{logs[-4000:]}"
+    # both hosts read shards (without LAYOUT in the data service they read loose files: this fails)
+    assert len(re.findall(r"training channel of shards: train \d+ shards", logs)) == 2, logs[-3000:]
+    digests = dict((rank, digest) for digest, rank in
+                   re.findall(r"final weights sha256 (\w+) \(rank (\d) of 2\)", logs))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], logs[-3000:]
+
+
 def test_the_audit_profile_audits_the_projects_model_and_its_counts_add_up(two_hosts_project, serving_image):
     """docs/cloud.md "Compose": after a loop, `--profile audit up --no-deps ... batch audit`."""
     env, compose, project = (two_hosts_project[k] for k in ("env", "compose", "project"))

@@ -177,7 +177,7 @@ def test_the_shard_job_in_local_mode_on_two_instances_makes_the_folder_paths_bin
                                                                                    tmp_path):
     """docs/training.md "Training on the whole bucket": each container takes its share of the part
     files (orchestrate.data.shard_local: the SDK takes FullyReplicated inputs only)."""
-    from bincounter.training.shardset import scan_shards
+    from bincounter.shards import scan_shards
 
     cmd, env = orchestrate_cmd(tmp_path, "shards", "--from-dir", tiny_bins, "--out", tmp_path / "folder",
                                "--shard-mb", "0.05")

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 from bincounter.preprocess import PreprocessSpec
 from bincounter.shards import folder_bins, merge_indexes, write_part
 from bincounter.training import checkpoint
-from bincounter.training.shardset import ShardStream, scan_shards
+from bincounter.shards import scan_shards
+from bincounter.training.shardset import ShardStream
 from made_once import made_once
 from scale_helpers import start_toolkit
 from toolkit_helpers import TINY, make_opt_ml, run_toolkit_train

@@ -14,13 +14,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from bincounter.labels import CountRange
 from bincounter.metadata import NoUsableDataError, Sample, scan_dataset
 from bincounter.preprocess import ImageDecodeError, PreprocessSpec, decode_image, preprocess
+from bincounter.shards import MemberPath, holds_shards, scan_shards
 from bincounter.split import SPLITS, stratified_split, write_manifest
 from bincounter.training.distributed import World
 from bincounter.training.environment import TrainingEnv
 from bincounter.training.hyperparameters import HyperparameterError
 from bincounter.training.recipe import Head, augment_bin
 from bincounter.training.relabel import Provenance, apply_labels, drop_golden, golden_ids
-from bincounter.training.shardset import MemberPath, ShardStream, holds_shards, scan_shards
+from bincounter.training.shardset import ShardStream
 
 log = logging.getLogger(__name__)
 SHARDED = "ShardedByS3Key"
@@ -142,6 +143,8 @@ def load_splits(env: TrainingEnv, count_range: CountRange, write: bool,
         scanned = [s for name in SPLITS for s in shards[name] if scan_all or count_range.contains(s.count)]
         if not scanned:
             raise NoUsableDataError(f"{env.channels['training']}: no bin in the shards has a count in {count_range}")
+        log.info("training channel of shards: %s", ", ".join(
+            f"{name} {len({s.image_path.tar for s in shards[name]})} shards" for name in SPLITS))
     else:
         scanned, _ = scan_dataset(env.channels["training"], ALL_COUNTS if scan_all else count_range)
     golden = golden_ids(env.channels["golden"], prov) if "golden" in env.channels else frozenset()

@@ -19,16 +19,14 @@ continues exactly where the checkpoint was: nothing repeated, nothing skipped, t
 weights as an uninterrupted run with the same loader workers (tests/training/test_shard_training.py).
 With another number of loader workers the batches are other, equally random ones.
 
-Validation, test and int8 calibration read single photos at their offsets (``MemberPath``):
-they are small, and a ``File`` channel puts the tars on local disk.
+Validation, test and int8 calibration read single photos at their offsets
+(``bincounter.shards.MemberPath``): they are small, and a ``File`` channel puts the tars on local disk.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -38,57 +36,10 @@ from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from bincounter.metadata import NoUsableDataError, Sample
 from bincounter.preprocess import ImageDecodeError, PreprocessSpec, decode_image, preprocess
-from bincounter.shards import SHARDS_INDEX
-from bincounter.split import SPLITS
+
 
 log = logging.getLogger(__name__)
 SHUFFLE_BUFFER = 1000  # bins a worker draws from: ~10 shards' worth at the sample's size, 1/150 of one at 150 MB
-
-
-@dataclass(frozen=True)
-class MemberPath:
-    """A photo inside a tar, read like a file (``read_bytes``): what a ``Sample`` points at
-    when its channel holds shards."""
-    tar: Path
-    offset: int
-    size: int
-    name: str
-
-    def read_bytes(self) -> bytes:
-        with open(self.tar, "rb") as f:
-            f.seek(self.offset)
-            return f.read(self.size)
-
-    def __str__(self) -> str:
-        return f"{self.tar}#{self.name}"
-
-
-def holds_shards(channel: Path) -> bool:
-    return (channel / SHARDS_INDEX).is_file() or any(channel.glob("index-*.json"))
-
-
-def scan_shards(channel: Path) -> dict[str, list[Sample]]:
-    """Every bin of the channel's shards by split, in shard and tar order (from ``shards.json``,
-    or every part's ``index-*.json`` when the parts were never merged)."""
-    index = channel / SHARDS_INDEX
-    docs = [json.loads(index.read_text())] if index.is_file() else [
-        json.loads(p.read_text()) for p in sorted(channel.glob("index-*.json"))]
-    out: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    missing = []
-    for shard in (s for d in docs for s in d["shards"]):
-        tar = channel / shard["shard"]
-        if not tar.is_file():
-            missing.append(shard["shard"])
-            continue
-        if "labels" not in shard:
-            raise NoUsableDataError(f"{index}: shard {shard['shard']} lists no count per bin: made by an older "
-                                    "`orchestrate shards`; make the shards again")
-        out[shard["split"]] += [Sample(i, MemberPath(tar, off, size, f"{i}.jpg"), c)
-                                for i, c, (off, size) in zip(shard["bins"], shard["labels"], shard["photos"])]
-    if missing:
-        raise NoUsableDataError(f"{channel}: the index names {len(missing)} shards the channel does not hold "
-                                f"(first: {missing[0]})")
-    return out
 
 
 def by_shard(samples: list[Sample]) -> dict[Path, dict[str, int]]:
