@@ -1,7 +1,7 @@
 """The whole bucket's data path: shards made, and read by training, against loose files, on the real sample.
 
     python -m benchmarks.bench_data                       # make bench-data (~3 min on 2 cores)
-    python -m benchmarks.bench_data --json benchmarks/results/bench_data-DATE.json
+    python -m benchmarks.bench_data --local-job 2 --json benchmarks/results/bench_data-DATE.json
 
 1. **making shards**: ``bincounter.shards.write_part`` over the sample's folder (what each
    instance of the Processing job runs on its part, the S3 reads aside): photos/s and MB/s;
@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from bincounter.labels import CountRange
 from bincounter.preprocess import PreprocessSpec
-from bincounter.shards import folder_bins, merge_indexes, write_part
+from bincounter.shards import folder_bins, merge_indexes, scan_shards, write_part
 from bincounter.training.data import BinDataset, EpochSampler, make_loader
 from bincounter.training.recipe import augment_bin
 from bincounter.shards import scan_shards
@@ -63,6 +64,21 @@ def make_shards(data: Path, out: Path, shard_mb: float) -> dict:
     doc = merge_indexes(out)
     return {"bins": len(bins), "mb": nbytes / 1e6, "seconds": seconds, "photos_per_s": len(bins) / seconds,
             "mb_per_s": nbytes / 1e6 / seconds, "shards": len(doc["shards"]), "unreadable": len(doc["unreadable"])}
+
+
+def local_job(data: Path, out: Path, shard_mb: float, instances: int) -> dict:
+    """The same shards by the Processing job under the SDK's local mode (the training image,
+    ``instances`` containers): wall time, container start included."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "orchestrate", "shards", "--from-dir", str(data), "--out", str(out),
+                           "--local", "--instance-count", str(instances), "--shard-mb", str(shard_mb),
+                           "--local-root", str(out.parent / "local")], capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"the local shard job failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    bins = sum(len(v) for v in scan_shards(out).values())
+    return {"instances": instances, "bins": bins, "seconds": seconds, "photos_per_s": bins / seconds,
+            "photos_per_s_per_instance": bins / seconds / instances}
 
 
 def loaders(shards: Path, spec: PreprocessSpec, batch: int, workers: int, seed: int) -> dict:
@@ -119,9 +135,13 @@ def paper(made: dict, read: dict, workers: int) -> dict:
 
 def report(r: dict) -> str:
     m, rd, pp = r["made"], r["read"], r["paper"]
+    job = r.get("local_job")
     lines = [f"## Making shards ({m['bins']} photos, {m['mb']:.1f} MB, --shard-mb {r['settings']['shard_mb']})", "",
              f"{m['photos_per_s']:.0f} photos/s, {m['mb_per_s']:.1f} MB/s on one core: {m['shards']} shards, "
-             f"{m['unreadable']} unreadable", "",
+             f"{m['unreadable']} unreadable" + (
+                 f"; the Processing job under local mode on {job['instances']} instances: {job['seconds']:.1f} s "
+                 f"for {job['bins']} bins, containers' start included ({job['photos_per_s_per_instance']:.0f} "
+                 "photos/s per instance)" if job else ""), "",
              f"## Reading one epoch ({rd['n']} train photos, {r['settings']['image_size']} px, batch "
              f"{r['settings']['batch']}, {r['settings']['workers']} loader workers, augmentation on; "
              f"{r['settings']['repeats']} alternated repeats, medians)", "",
@@ -154,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--workers", type=int, default=1, help="loader workers (training's default here: CPUs - 1)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--local-job", type=int, default=0, metavar="N",
+                   help="also time the shard job under the SDK's local mode on N instances (Docker, the training image)")
     p.add_argument("--json", type=Path)
     p.add_argument("--report", action="store_true", help="print the tables of --json; run nothing")
     a = p.parse_args(argv)
@@ -165,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         made = make_shards(a.data, Path(tmp) / "shards", a.shard_mb)
+        job = local_job(a.data, Path(tmp) / "job", a.shard_mb, a.local_job) if a.local_job else None
         built = loaders(Path(tmp) / "shards", PreprocessSpec(image_size=a.image_size), a.batch, a.workers, 0)
         runs: dict[str, list[dict]] = {"loose": [], "shards": []}
         for n in range(a.repeats):  # alternated, so a slower minute of the machine hits both
@@ -177,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         read[name + "_first_s"] = statistics.median(r["first_batch_s"] for r in rs)
     result = {"settings": {"shard_mb": a.shard_mb, "image_size": a.image_size, "batch": a.batch,
                            "workers": a.workers, "repeats": a.repeats},
-              "made": made, "read": read, "paper": paper(made, read, a.workers)}
+              "made": made, "local_job": job, "read": read, "paper": paper(made, read, a.workers)}
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))
     print(report(result))
