@@ -31,6 +31,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
+from benchmarks import results_args
 from bincounter.labels import CountRange
 from bincounter.preprocess import PreprocessSpec
 from bincounter.shards import folder_bins, merge_indexes, scan_shards, write_part
@@ -176,15 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--local-job", type=int, default=0, metavar="N",
                    help="also time the shard job under the SDK's local mode on N instances (Docker, the training image)")
-    p.add_argument("--json", type=Path)
-    p.add_argument("--report", action="store_true", help="print the tables of --json; run nothing")
+    results_args.add(p)
     a = p.parse_args(argv)
-    if a.report:
-        print(report(json.loads(a.json.read_text())))
-        return 0
-    if not (a.data / "metadata").is_dir():
-        print(f"no ABID sample at {a.data} (it lives in ../shared): nothing to measure")
-        return 1
+    if (code := results_args.early_exit(a, report)) is not None:
+        return code
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         made = make_shards(a.data, Path(tmp) / "shards", a.shard_mb)
         job = local_job(a.data, Path(tmp) / "job", a.shard_mb, a.local_job) if a.local_job else None

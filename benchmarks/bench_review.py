@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import review_arms as arms
+from benchmarks import results_args, review_arms as arms
 from benchmarks.bench_train import link_channel, train_once
 from benchmarks.review_report import report
 from bincounter.labels import CountRange
@@ -169,15 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", default="6x112", help="epochs x image size of every run")
     p.add_argument("--split-seed", type=int, default=2024)
     p.add_argument("--work", type=Path, help="keep the runs here (default: a temporary folder)")
-    p.add_argument("--json", type=Path, help="write the results here (and read them back with --report)")
-    p.add_argument("--report", action="store_true", help="print the tables of --json; run nothing")
+    results_args.add(p)
     a = p.parse_args(argv)
-    if a.report:
-        print(report(json.loads(a.json.read_text())))
-        return 0
-    if not (a.data / "metadata").is_dir():
-        print(f"no ABID sample at {a.data} (it lives in ../shared): nothing to measure")
-        return 1
+    if (code := results_args.early_exit(a, report)) is not None:
+        return code
     test, validation, pool = arms.split(scan_dataset(a.data, CountRange(1, 5))[0], a.split_seed)
     base, candidates = pool[:a.base], pool[a.base:]
     work = a.work or Path(tempfile.mkdtemp(prefix="bench-review-"))

@@ -27,6 +27,18 @@ def paired(a: list[dict], b: list[dict], key: str) -> tuple[float, float, bool]:
     return m, s, abs(m) > 2 * s / math.sqrt(len(d))
 
 
+def arm_cells(rs: list[dict], baseline: list[dict]) -> str:
+    """An arm's accuracy (mean ± sd over seeds), its paired difference to ``baseline`` (empty
+    when it is the baseline), its RMSE and auto share: the middle of a row."""
+    acc = [r["accuracy"] for r in rs]
+    vs = ""
+    if baseline and rs is not baseline:
+        m, s, beyond = paired(rs, baseline, "accuracy")
+        vs = f"{m * 100:+.1f} ± {_pct(s)}{' **beyond the spread**' if beyond else ''}"
+    return (f"{_pct(mean(acc))} ± {_pct(_sd(acc))} | {vs} | {mean(r['rmse'] for r in rs):.3f} "
+            f"| {_pct(mean(r['auto_share'] for r in rs))}")
+
+
 def grid_table(runs: list[dict]) -> list[str]:
     lines = ["| B | strategy | seeds | accuracy % mean ± sd | vs random (pp, mean ± sd) | RMSE | auto % "
              "| auto % per count 1/2/3/4/5 | picks' counts 1/2/3/4/5 |", "|---|---|---|---|---|---|---|---|---|"]
@@ -37,36 +49,22 @@ def grid_table(runs: list[dict]) -> list[str]:
                      f"{mean(r['rmse'] for r in base):.3f} | {_pct(mean(r['auto_share'] for r in base))} | | |")
     for b in sorted({r["B"] for r in runs if r["B"]}):
         at = [r for r in runs if r["B"] == b]
-        random_runs = [r for r in at if r["strategy"] == "random"]
-        for strategy in dict.fromkeys(r["strategy"] for r in at):
-            rs = [r for r in at if r["strategy"] == strategy]
-            acc = [r["accuracy"] for r in rs]
-            vs = ""
-            if strategy != "random" and random_runs:
-                m, s, beyond = paired(rs, random_runs, "accuracy")
-                vs = f"{m * 100:+.1f} ± {_pct(s)}{' **beyond the spread**' if beyond else ''}"
+        by = {k: [r for r in at if r["strategy"] == k] for k in dict.fromkeys(r["strategy"] for r in at)}
+        for strategy, rs in by.items():
             per = "/".join(_pct(mean(r["per_count_auto"][c] or 0 for r in rs)) for c in COUNTS)
             mix = "/".join(f"{mean(r['picked_counts'][c] for r in rs):.0f}" for c in COUNTS)
-            lines.append(f"| {b} | {strategy} | {len(rs)} | {_pct(mean(acc))} ± {_pct(_sd(acc))} | {vs} "
-                         f"| {mean(r['rmse'] for r in rs):.3f} | {_pct(mean(r['auto_share'] for r in rs))} | {per} | {mix} |")
+            lines.append(f"| {b} | {strategy} | {len(rs)} | {arm_cells(rs, by.get('random', []))} | {per} | {mix} |")
     return lines
 
 
 def recounts_table(runs: list[dict]) -> list[str]:
     """Recount answers in training: as they are, capped per count, or left out (``none``)."""
-    none = [r for r in runs if r["variant"] == "none"]
+    by = {k: [r for r in runs if r["variant"] == k] for k in dict.fromkeys(r["variant"] for r in runs)}
     lines = ["| recount answers | seeds | added (counts 1/2/3/4/5) | accuracy % mean ± sd | vs none (pp, mean ± sd) "
              "| RMSE | auto % |", "|---|---|---|---|---|---|---|"]
-    for variant in dict.fromkeys(r["variant"] for r in runs):
-        rs = [r for r in runs if r["variant"] == variant]
-        acc = [r["accuracy"] for r in rs]
-        vs = ""
-        if variant != "none" and none:
-            m, s, beyond = paired(rs, none, "accuracy")
-            vs = f"{m * 100:+.1f} ± {_pct(s)}{' **beyond the spread**' if beyond else ''}"
+    for variant, rs in by.items():
         mix = "/".join(f"{mean(r['recount_counts'][c] for r in rs):.0f}" for c in COUNTS)
-        lines.append(f"| {variant} | {len(rs)} | {mix} | {_pct(mean(acc))} ± {_pct(_sd(acc))} | {vs} "
-                     f"| {mean(r['rmse'] for r in rs):.3f} | {_pct(mean(r['auto_share'] for r in rs))} |")
+        lines.append(f"| {variant} | {len(rs)} | {mix} | {arm_cells(rs, by.get('none', []))} |")
     return lines
 
 

@@ -73,20 +73,30 @@ def test_compose_up_runs_the_loop_and_the_client_exits_0_with_counts(training_im
                        capture_output=True, timeout=180)
 
 
+def two_hosts(project: str, **extra: str) -> tuple[dict, list[str]]:
+    """The two-hosts profile's environment (100 bins, one epoch, 3 client images) and compose command."""
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "HOSTS": "algo-1,algo-2", "BINS": "100", "EPOCHS": "1",
+           "CLIENT_IMAGES": "3", "SERVE_PORT": str(free_port()), "LAMBDA_PORT": str(free_port()), **extra}
+    return env, ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "--profile", "two-hosts"]
+
+
+def loop_up(compose: list[str], env: dict) -> tuple[subprocess.CompletedProcess, str]:
+    """The loop up to the client's exit, and both training hosts' logs."""
+    proc = subprocess.run([*compose, "up", "--no-build", "--exit-code-from", "client"], env=env,
+                          capture_output=True, text=True, timeout=1200)
+    logs = subprocess.run([*compose, "logs", "--no-color", "train", "train-algo-2"], env=env,
+                          capture_output=True, text=True, timeout=60).stdout
+    return proc, logs
+
+
 @pytest.fixture(scope="module")
 def two_hosts_project(training_image, serving_image):
     """One compose project for both profiles: the two-hosts loop trains once (DDP), then the audit
     profile audits that model in the same project (`up --no-deps batch audit`: train is not run again)."""
     project = f"bincounter-test2-{os.getpid()}"
-    env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "HOSTS": "algo-1,algo-2", "BINS": "100",
-           "EPOCHS": "1", "CLIENT_IMAGES": "3", "SERVE_PORT": str(free_port()),
-           "LAMBDA_PORT": str(free_port())}
-    compose = ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "--profile", "two-hosts"]
+    env, compose = two_hosts(project)
     try:
-        proc = subprocess.run([*compose, "up", "--no-build", "--exit-code-from", "client"], env=env,
-                              capture_output=True, text=True, timeout=1200)
-        logs = subprocess.run([*compose, "logs", "--no-color", "train", "train-algo-2"], env=env,
-                              capture_output=True, text=True, timeout=60).stdout
+        proc, logs = loop_up(compose, env)
         yield {"env": env, "compose": [*compose, "--profile", "audit"], "project": project, "up": proc,
                "train_logs": logs}
     finally:
@@ -107,15 +117,9 @@ def test_two_hosts_profile_trains_with_ddp_and_both_ranks_end_equal(two_hosts_pr
 def test_two_hosts_train_with_ddp_from_a_channel_of_shards_and_the_loop_answers(training_image, serving_image):
     """LAYOUT=shards: docker-compose.yml's data service packs the bins into shards; each host
     reads the stream of its shards (docs/training.md "Training on the whole bucket")."""
-    project = f"bincounter-test3-{os.getpid()}"
-    env = {**os.environ, "COMPOSE_PROJECT_NAME": project, "HOSTS": "algo-1,algo-2", "BINS": "100", "EPOCHS": "1",
-           "LAYOUT": "shards", "CLIENT_IMAGES": "3", "SERVE_PORT": str(free_port()), "LAMBDA_PORT": str(free_port())}
-    compose = ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "--profile", "two-hosts"]
+    env, compose = two_hosts(f"bincounter-test3-{os.getpid()}", LAYOUT="shards")
     try:
-        proc = subprocess.run([*compose, "up", "--no-build", "--exit-code-from", "client"], env=env,
-                              capture_output=True, text=True, timeout=1200)
-        logs = subprocess.run([*compose, "logs", "--no-color", "train", "train-algo-2"], env=env,
-                              capture_output=True, text=True, timeout=60).stdout
+        proc, logs = loop_up(compose, env)
     finally:
         subprocess.run([*compose, "down", "--volumes", "--remove-orphans"], env=env, capture_output=True, timeout=180)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}\n{logs[-4000:]}"
