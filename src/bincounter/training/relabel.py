@@ -23,7 +23,9 @@ class Provenance:
     human_counts: int = 0          # training-channel bins that train with a person's count
     changed: int = 0               # ... of them, where it differs from the record's
     # ... of them by why a person counted the bin (bincounter.reviews.PURPOSES): both kinds
-    # train alike, a recount answer is a label too (docs/reviews.md "Which bins teach")
+    # replace the count of a bin the training channel holds, unweighted, and neither brings a
+    # bin in (not_in_channel): adding the recount list's bins cost 3.1 points, capped per count
+    # 4.1 (bench-review's recounts arm, docs/reviews.md "Recount answers in training")
     by_purpose: dict = dataclasses.field(default_factory=dict)
     cant_tell: int = 0             # dropped: "can't tell" or unresolved (no count to train on)
     outside_range: int = 0         # dropped: a person's count outside the model's counts
