@@ -77,7 +77,7 @@ bench-monitor: $(STAMP)
 # which bins teach: picking strategies against random, thresholds from recounts, on
 # ../shared/data/abid-sample (docs/reviews.md "Which bins teach"). The default is a subset (~20 min on
 # 2 quiet cores); the full grid and the cleaning arm: BENCH_ARGS="--budgets 100 300 600 --strategies
-# random recount-head per-count margin typical mixed --arms grid calibration cleaning" (hours)
+# random recount-head per-count margin typical mixed --arms grid recounts calibration cleaning" (hours)
 .PHONY: bench-review
 bench-review: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_review $(BENCH_ARGS)
@@ -96,14 +96,14 @@ audit: $(STAMP)
 	$(BIN)/python -m devtools.demo --no-serve --n 200 --out $(CURDIR)/build/audit-demo
 	$(ORCHESTRATE) --set images.tag=$(IMAGE_TAG) audit --local --images build/audit-demo/data/images --model-data build/audit-demo/opt_ml/model --out build/audit
 
-# Image builds from the whole wheelhouse (the old root context) against each image's own context,
-# side by side: bytes sent, seconds cold (--no-cache) and warm (docs/testing.md; ~15 min, needs Docker)
 # The whole bucket's data path (docs/training.md "Training on the whole bucket"): shards made and
 # read against loose files on ../shared/data/abid-sample, and the 535k projection (~1 min)
 .PHONY: bench-data
 bench-data: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_data $(BENCH_ARGS)
 
+# Image builds from the whole wheelhouse (the old root context) against each image's own context,
+# side by side: bytes sent, seconds cold (--no-cache) and warm (docs/testing.md; ~15 min, needs Docker)
 .PHONY: bench-builds
 bench-builds: $(STAMP) wheels
 	$(BIN)/python -m benchmarks.bench_builds $(BENCH_ARGS)

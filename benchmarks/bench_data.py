@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 
 from benchmarks import results_args
 from bincounter.labels import CountRange
+from bincounter.metadata import Sample
 from bincounter.preprocess import PreprocessSpec
 from bincounter.shards import folder_bins, merge_indexes, scan_shards, write_part
 from bincounter.training.data import BinDataset, EpochSampler, make_loader
@@ -40,12 +41,12 @@ from bincounter.training.recipe import augment_bin
 from bincounter.shards import scan_shards
 from bincounter.training.shardset import ShardStream
 from devtools.local_toolkit import SAMPLE
-from orchestrate.data.shard_job import READERS
+from orchestrate.data.shard_job import MEAN_BIN_BYTES, READERS
 
 BUCKET_BINS = 535_234
 # the figures the paper part rests on; change one and the projection follows
 PAPER = {
-    "bin_bytes": 45_000,           # an ABID photo (~43 KB) and its metadata (~2 KB): orchestrate/data/shard_job.py
+    "bin_bytes": MEAN_BIN_BYTES,   # an ABID photo (~43 KB) and its metadata (~2 KB)
     "shard_mb": 150,               # AWS's guidance for small files: pack into objects of ~100-200 MB
     "get_latency_s": 0.030,        # an in-region GET of a small object, first byte to last (assumed; S3 docs: "tens of ms")
     "get_per_s_per_prefix": 5500,  # S3: at least 5,500 GET/HEAD per second per partitioned prefix
@@ -82,12 +83,13 @@ def local_job(data: Path, out: Path, shard_mb: float, instances: int) -> dict:
             "photos_per_s_per_instance": bins / seconds / instances}
 
 
-def loaders(shards: Path, spec: PreprocessSpec, batch: int, workers: int, seed: int) -> dict:
-    """The train split of the shards, as the two loaders training would build over it."""
+def loaders(data: Path, shards: Path, spec: PreprocessSpec, batch: int, workers: int, seed: int) -> dict:
+    """The train split of the shards, as the two loaders training would build over it (the loose
+    one over the same bins in ``data``)."""
     counts = CountRange(1, 5)
     train = [s for s in scan_shards(shards)["train"] if counts.contains(s.count)]
-    loose = [type(s)(s.id, SAMPLE / "images" / f"{s.id}.jpg", s.count) for s in train]
-    sampler = EpochSampler([s.count - 1 for s in loose], batch, seed)
+    loose = [Sample(s.id, data / "images" / f"{s.id}.jpg", s.count) for s in train]
+    sampler = EpochSampler([counts.to_index(s.count) for s in loose], batch, seed)
     stream = ShardStream(train, spec, counts.to_index, batch, seed, workers, augment=augment_bin)
     return {"loose": (make_loader(BinDataset(loose, spec, counts.to_index, augment=augment_bin), batch, workers,
                                   seed, sampler), sampler),
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         made = make_shards(a.data, Path(tmp) / "shards", a.shard_mb)
         job = local_job(a.data, Path(tmp) / "job", a.shard_mb, a.local_job) if a.local_job else None
-        built = loaders(Path(tmp) / "shards", PreprocessSpec(image_size=a.image_size), a.batch, a.workers, 0)
+        built = loaders(a.data, Path(tmp) / "shards", PreprocessSpec(image_size=a.image_size), a.batch, a.workers, 0)
         runs: dict[str, list[dict]] = {"loose": [], "shards": []}
         for n in range(a.repeats):  # alternated, so a slower minute of the machine hits both
             for name in (("loose", "shards") if n % 2 == 0 else ("shards", "loose")):

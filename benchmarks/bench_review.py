@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_review                                    # make bench-review (~20 min: random, margin, B 300)
     python -m benchmarks.bench_review --budgets 100 300 600 --seeds 0 1 2 3 \\
-        --strategies random recount-head per-count margin typical mixed \
+        --strategies random recount-head per-count margin typical mixed \\
         --arms grid recounts calibration cleaning --clean-seeds 0 1       # everything (hours)
 
 The sample's photos in counts 1-5 are split once (``--split-seed``): an untouched test split
@@ -110,7 +110,6 @@ def recounts(a, seed: int, work: Path, fixed: dict, base: list, candidates: list
         if room[s.count] > 0:
             room[s.count] -= 1
             capped.append(s)
-    out = []
     out = [r | {"variant": "none", "recount_counts": {str(c): 0 for c in range(1, 6)}} for r in done
            if r["seed"] == seed and r["strategy"] == "random" and r["B"] == len(taught)]
     for variant, extra in (("none", []), ("all", recounted), ("capped", capped))[len(out):]:
@@ -188,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             a.json.write_text(json.dumps(results, indent=1, default=str))
 
     pools = {}  # the order keeps a partial run useful: bases, then one budget at a time across seeds
-    for seed in a.seeds:
+    for seed in a.seeds if {"grid", "recounts", "calibration"} & set(a.arms) else []:  # cleaning has its own
         model, pools[seed] = base_model(a, seed, work, fixed, base, candidates, results["grid"])
         if "calibration" in a.arms:
             results["calibration"] += arms.calibration_from_recounts(model, candidates, test, a.calibration, seed)

@@ -27,9 +27,14 @@ def _number(key: str) -> int:
     return int("".join(ch for ch in Path(key).name if ch.isdigit()) or 0)
 
 
+def _never(key: str) -> bool:
+    """Every tenth object fails every attempt (the rule below)."""
+    return _number(key) % 10 == 0
+
+
 def _broken(keys, suffix: str) -> set[str]:
     """The bins whose ``suffix`` object the rule below never lets through."""
-    return {Path(k).name.split(".")[0] for k in keys if k.endswith(suffix) and _number(k) % 10 == 0}
+    return {Path(k).name.split(".")[0] for k in keys if k.endswith(suffix) and _never(k)}
 
 
 def _flaky_and_broken(suffix: str):
@@ -38,10 +43,9 @@ def _flaky_and_broken(suffix: str):
     def rule(key: str, attempt: int) -> str | None:
         if not key.endswith(suffix):
             return None
-        n = _number(key)
-        if n % 10 == 0:
+        if _never(key):
             return "InternalError"
-        return "SlowDown" if n % 3 == 0 and attempt <= 2 else None
+        return "SlowDown" if _number(key) % 3 == 0 and attempt <= 2 else None
     return rule
 
 

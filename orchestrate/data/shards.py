@@ -25,6 +25,8 @@ from orchestrate.data import manifest, shard_job
 def cmd_shards(args, cfg: Config, sess) -> int:
     if (args.from_dir or args.from_parts) and not args.out:
         raise ConfigError("--out DIR: where the shards go")
+    if args.local and not args.from_dir:  # else a --manifest ... --local would start a job in the cloud
+        raise ConfigError("--local runs the job on a folder of bins: give --from-dir DIR")
     if args.from_dir and args.local:
         return _local_job(args, cfg)
     if args.from_dir:

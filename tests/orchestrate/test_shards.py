@@ -75,3 +75,23 @@ def test_a_bin_s_split_depends_on_its_id_and_the_seed_only():
 def test_a_folder_without_images_is_one_line(tmp_path, capsys):
     assert shards(tmp_path, tmp_path / "out") == 1
     assert "no images/ folder" in capsys.readouterr().err
+
+
+def test_local_without_a_folder_is_refused_before_any_job_starts(tmp_path, capsys):
+    # without the refusal in cmd_shards, --file-list ... --local goes on to start a cloud job
+    (tmp_path / "ids.txt").write_text("00001\n")
+    assert cli.main(["shards", "--ids", str(tmp_path / "ids.txt"), "--local"]) != 0
+    assert "--local runs the job on a folder of bins: give --from-dir DIR" in capsys.readouterr().err
+
+
+def test_each_host_takes_a_disjoint_share_of_the_parts_and_together_all(tmp_path):
+    from orchestrate.data.shard_job import host_share
+
+    parts = [tmp_path / f"part-{n:05d}.txt" for n in range(5)]
+    shares = []
+    for host in ("algo-2", "algo-1", "algo-3"):  # the order hosts are listed in does not matter
+        config = tmp_path / f"{host}.json"
+        config.write_text(json.dumps({"current_host": host, "hosts": ["algo-3", "algo-1", "algo-2"]}))
+        shares.append(host_share(parts, config))
+    assert sorted(p for share in shares for p in share) == parts
+    assert shares[1] == [parts[0], parts[3]]  # algo-1, first of the sorted hosts

@@ -170,9 +170,8 @@ def load_splits(env: TrainingEnv, count_range: CountRange, write: bool,
     ft = 0.0 if "test" in given else hp.test_fraction
     labels = {s.id: s.count for s in train}
     if shards is not None:  # the shards' own split; a given validation or test channel's bins train instead
-        given_split = {s.id: name for name in SPLITS for s in shards[name]}
-        split = {name: [s.id for s in train if (given_split[s.id] if given_split[s.id] not in given else "train")
-                        == name] for name in SPLITS}
+        home = {s.id: "train" if name in given else name for name in SPLITS for s in shards[name]}
+        split = {name: [s.id for s in train if home[s.id] == name] for name in SPLITS}
         fv, ft = (len(split[n]) / len(train) for n in SPLITS[1:])
     else:
         split = stratified_split(labels, hp.seed, (1 - fv - ft, fv, ft))

@@ -70,7 +70,8 @@ class ShardStream(IterableDataset):
         self.epoch, self.start_batch, self.num_batches = epoch, start_batch, num_batches
 
     def _seed(self, *parts: int) -> int:
-        return hash((self.seed, self.epoch, *parts)) & 0xFFFF_FFFF  # ints hash to themselves: stable
+        # a tuple of ints hashes alike in every process (only str and bytes hashes are salted)
+        return hash((self.seed, self.epoch, *parts)) & 0xFFFF_FFFF
 
     def worker_shards(self, worker: int) -> list[Path]:
         order = list(self.shards)
@@ -122,10 +123,12 @@ class ShardStream(IterableDataset):
         first = turns[self.start_batch][0] if self.start_batch < stop else 0
         worker = ((info.id if info is not None else 0) + first) % self.workers
         mine = {r for k, (w, r) in enumerate(turns[:stop]) if w == worker and k >= self.start_batch}
-        batch: list = []
+        if not mine:  # nothing left for this worker: no tar opened
+            return
+        last, batch = max(mine), []
         for n, (bin_id, data, count) in enumerate(self._shuffled(worker)):
             r = n // self.batch_size
-            if not mine or r > max(mine):
+            if r > last:
                 return
             if r in mine:
                 batch.append(self._item(bin_id, data, count, worker, r * self.batch_size + len(batch)))
